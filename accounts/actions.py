@@ -1,0 +1,80 @@
+"""The only code that changes account state: each function validates, writes in a transaction, returns the result."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from accounts.avatars import check_avatar_size, normalise_avatar
+
+__all__ = ["check_avatar_size", "delete_account", "remove_avatar", "set_avatar", "update_profile"]
+from accounts.errors import InvalidProfile
+from accounts.models import User
+
+logger = logging.getLogger(__name__)
+
+DISPLAY_NAME_MAX = 64
+STATUS_MESSAGE_MAX = 140
+
+
+def _clean_text(field: str, label: str, value: str, limit: int) -> str:
+    value = unicodedata.normalize("NFC", value.strip())
+    if len(value) > limit:
+        raise InvalidProfile(field, f"{label} can be at most {limit} characters long (this one has {len(value)}).")
+    # Control and bidi-override characters make names that render deceptively; letters, emoji and
+    # ordinary punctuation are all fine.
+    if any(unicodedata.category(ch) in {"Cc", "Cf"} and ch not in "\u200d" for ch in value):
+        raise InvalidProfile(field, f"{label} contains invisible control characters. Please remove them.")
+    return value
+
+
+def update_profile(user: User, *, display_name: str, status_message: str) -> User:
+    """Set the user's display name and status message (the "away message" shown to contacts)."""
+    display_name = _clean_text("display_name", "The display name", display_name, DISPLAY_NAME_MAX)
+    status_message = _clean_text("status_message", "The status message", status_message, STATUS_MESSAGE_MAX)
+    with transaction.atomic():
+        user.display_name = display_name
+        user.status_message = status_message
+        user.save(update_fields=["display_name", "status_message"])
+    return user
+
+
+def set_avatar(user: User, upload: UploadedFile) -> User:
+    """Check an uploaded image and store it as the user's avatar (256x256 PNG)."""
+    check_avatar_size(upload.size)
+    png = normalise_avatar(upload)
+    with transaction.atomic():
+        old_name = user.avatar.name
+        user.avatar.save(f"{user.pk}.png", ContentFile(png), save=False)
+        user.avatar_version += 1
+        user.save(update_fields=["avatar", "avatar_version"])
+    if old_name and old_name != user.avatar.name:
+        user.avatar.storage.delete(old_name)
+    return user
+
+
+def remove_avatar(user: User) -> User:
+    if user.avatar:
+        name = user.avatar.name
+        with transaction.atomic():
+            user.avatar = ""
+            user.avatar_version += 1
+            user.save(update_fields=["avatar", "avatar_version"])
+        user.avatar.storage.delete(name)
+    return user
+
+
+def delete_account(user: User) -> None:
+    """Delete the account and everything that belongs to it (rows cascade; the avatar file is removed too)."""
+    avatar_name = user.avatar.name if user.avatar else ""
+    storage = user.avatar.storage
+    username = user.username
+    with transaction.atomic():
+        user.delete()
+        if avatar_name:
+            transaction.on_commit(lambda: storage.delete(avatar_name))
+    logger.info("account %s deleted", username)

@@ -1,0 +1,50 @@
+"""Forms for the profile and account pages; they only parse input, the actions do the rest."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from accounts.actions import DISPLAY_NAME_MAX, STATUS_MESSAGE_MAX
+
+
+class ProfileForm(forms.Form):
+    display_name = forms.CharField(
+        label="Display name",
+        max_length=DISPLAY_NAME_MAX,
+        required=False,
+        help_text="How people see you. Leave empty to show your username.",
+    )
+    status_message = forms.CharField(
+        label="Status message",
+        max_length=STATUS_MESSAGE_MAX,
+        required=False,
+        help_text="A short line your contacts see next to your name, like “at lunch”.",
+    )
+
+
+class AvatarForm(forms.Form):
+    avatar = forms.FileField(
+        label="Avatar",
+        help_text=f"PNG, JPEG, GIF or WebP, up to {settings.AVATAR_MAX_BYTES // (1024 * 1024)} MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
+    )
+
+
+class DeleteAccountForm(forms.Form):
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Deleting your account removes your profile, contacts and messages. This cannot be undone.",
+    )
+
+    def __init__(self, *args: object, user: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):  # type: ignore[attr-defined]
+            raise forms.ValidationError("That password is not correct.", code="wrong_password")
+        return password

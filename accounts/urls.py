@@ -1,0 +1,11 @@
+from django.urls import path
+
+from accounts import views
+
+urlpatterns = [
+    path("profile/", views.profile, name="profile"),
+    path("profile/avatar/", views.upload_avatar, name="avatar_upload"),
+    path("profile/avatar/remove/", views.remove_avatar, name="avatar_remove"),
+    path("avatar/<str:username>/", views.avatar, name="avatar"),
+    path("delete/", views.delete_account, name="account_delete"),
+]

@@ -1,0 +1,112 @@
+"""Profile and account pages. Each view parses input with a form and calls an action."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import actions
+from accounts.errors import InvalidAvatar, InvalidProfile
+from accounts.forms import AvatarForm, DeleteAccountForm, ProfileForm
+from accounts.models import User
+
+# Room for the multipart envelope around the file itself.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _profile_page(request: HttpRequest, profile_form: ProfileForm, avatar_form: AvatarForm, status: int = 200):
+    template = "accounts/_profile_form.html" if request.htmx and request.method == "POST" else "accounts/profile.html"
+    return render(request, template, {"form": profile_form, "avatar_form": avatar_form}, status=status)
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    initial = {"display_name": user.display_name, "status_message": user.status_message}
+    if request.method != "POST":
+        return _profile_page(request, ProfileForm(initial=initial), AvatarForm())
+    form = ProfileForm(request.POST)
+    if form.is_valid():
+        try:
+            actions.update_profile(
+                user,
+                display_name=form.cleaned_data["display_name"],
+                status_message=form.cleaned_data["status_message"],
+            )
+        except InvalidProfile as error:
+            form.add_error(error.field, str(error))
+    if not form.is_valid():
+        return _profile_page(request, form, AvatarForm(), status=422 if request.htmx else 200)
+    if request.htmx:
+        form = ProfileForm(initial={"display_name": user.display_name, "status_message": user.status_message})
+        response = render(request, "accounts/_profile_form.html", {"form": form, "saved": True})
+        # The top bar shows the name and status too; let it refresh itself.
+        response["HX-Trigger"] = "profile-changed"
+        return response
+    messages.success(request, "Your profile was saved.")
+    return redirect("profile")
+
+
+@login_required
+@require_POST
+def upload_avatar(request: HttpRequest) -> HttpResponse:
+    initial = {"display_name": request.user.display_name, "status_message": request.user.status_message}
+    # Refuse an oversized upload from its declared length, before the body is read and spooled to disk.
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.AVATAR_MAX_BYTES + _MULTIPART_OVERHEAD:
+        avatar_form = AvatarForm(data={})
+        avatar_form.is_valid()  # bound and cleaned, so the size error below replaces "this field is required"
+        try:
+            actions.check_avatar_size(declared)
+        except InvalidAvatar as error:
+            avatar_form.errors["avatar"] = avatar_form.error_class([str(error)])
+        return _profile_page(request, ProfileForm(initial=initial), avatar_form, status=413)
+    avatar_form = AvatarForm(request.POST, request.FILES)
+    if avatar_form.is_valid():
+        try:
+            actions.set_avatar(request.user, avatar_form.cleaned_data["avatar"])
+        except InvalidAvatar as error:
+            avatar_form.add_error("avatar", str(error))
+    if not avatar_form.is_valid():
+        return _profile_page(request, ProfileForm(initial=initial), avatar_form, status=400)
+    messages.success(request, "Your avatar was updated.")
+    return redirect("profile")
+
+
+@login_required
+@require_POST
+def remove_avatar(request: HttpRequest) -> HttpResponse:
+    actions.remove_avatar(request.user)
+    messages.success(request, "Your avatar was removed.")
+    return redirect("profile")
+
+
+@login_required
+def avatar(request: HttpRequest, username: str) -> FileResponse:
+    person = get_object_or_404(User, username=username, is_active=True)
+    if not person.avatar:
+        raise Http404("No avatar")
+    try:
+        handle = person.avatar.open("rb")
+    except FileNotFoundError:
+        raise Http404("No avatar") from None
+    response = FileResponse(handle, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+def delete_account(request: HttpRequest) -> HttpResponse:
+    form = DeleteAccountForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        logout(request)
+        actions.delete_account(user)
+        messages.success(request, "Your account and everything in it were deleted.")
+        return redirect("home")
+    return render(request, "accounts/delete.html", {"form": form})

@@ -1,0 +1,1 @@
+"""Chat: conversations, messages, the app shell, the consumers and the JSON API."""

@@ -1,0 +1,1 @@
+"""Federation: the XMPP server-to-server side (streams, dialback, outbox, policy)."""

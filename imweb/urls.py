@@ -1,0 +1,16 @@
+"""The URL root: each app brings its own URLs."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from imweb import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("", include("chat.urls")),
+]
+
+handler404 = "imweb.views.not_found"
