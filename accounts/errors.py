@@ -13,3 +13,22 @@ class InvalidProfile(AccountError):
 
 class InvalidAvatar(AccountError):
     pass
+
+
+class InvalidJid(AccountError):
+    pass
+
+
+class ContactError(AccountError):
+    """A contact-list operation that cannot be done; the message says why."""
+
+
+class NoSuchUser(ContactError):
+    """No such account, or one that blocked the asker: the two are indistinguishable on purpose."""
+
+    def __init__(self, jid: str) -> None:
+        super().__init__(f"There is no account {jid}.")
+
+
+class RateLimited(AccountError):
+    pass

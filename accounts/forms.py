@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from accounts.actions import DISPLAY_NAME_MAX, STATUS_MESSAGE_MAX
+from accounts.actions.profile import DISPLAY_NAME_MAX, STATUS_MESSAGE_MAX
 
 
 class ProfileForm(forms.Form):

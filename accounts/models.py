@@ -16,6 +16,21 @@ def avatar_path(instance: User, filename: str) -> str:
     return f"avatars/{instance.pk}.png"
 
 
+class Show(models.TextChoices):
+    """Presence states, most available first; `invisible` appears offline to everyone."""
+
+    AVAILABLE = "available", "Available"
+    DND = "dnd", "Do not disturb"
+    AWAY = "away", "Away"
+    XA = "xa", "Extended away"
+    INVISIBLE = "invisible", "Appear offline"
+    OFFLINE = "offline", "Offline"
+
+
+# What a user can choose; "offline" is what others see when no session is live.
+CHOOSABLE_SHOWS = [choice for choice in Show.choices if choice[0] != Show.OFFLINE]
+
+
 class User(AbstractUser):
     username = models.CharField(
         "username",
@@ -30,6 +45,14 @@ class User(AbstractUser):
     avatar = models.ImageField(upload_to=avatar_path, blank=True)
     # Bumped on every avatar change, so the avatar URL changes and browsers never show a cached old picture.
     avatar_version = models.PositiveIntegerField(default=0, editable=False)
+
+    # Presence the user chose (RFC 6121 <show/>, plus "invisible"); each open tab may still be idle → away.
+    presence_show = models.CharField(max_length=16, choices=CHOOSABLE_SHOWS, default=Show.AVAILABLE)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    # Privacy
+    show_last_seen = models.BooleanField("show my last-seen time to my contacts", default=True)
+    directory_visible = models.BooleanField("let people on this server find me by name", default=True)
+    idle_away_minutes = models.PositiveSmallIntegerField("go away after this many idle minutes", default=5)
 
     objects = UserManager()
 
@@ -56,3 +79,98 @@ class User(AbstractUser):
     @property
     def initials(self) -> str:
         return (self.name[:1] or "?").upper()
+
+
+class Subscription(models.TextChoices):
+    """RFC 6121 §2.1.2.5, from the roster owner's side: `to` = I see their presence, `from` = they see mine."""
+
+    NONE = "none"
+    TO = "to"
+    FROM = "from"
+    BOTH = "both"
+
+
+class RosterGroup(models.Model):
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="roster_groups")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("owner", "name", name="accounts_rostergroup_unique")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RosterItem(models.Model):
+    """One row per (owner, other JID): a contact in the list, a request waiting in Requests, or both.
+
+    `listed`: shown in the owner's contact list (they added it, or accepted it).
+    `ask_out`: the owner asked to see the other's presence and is waiting (RFC 6121 "pending out").
+    `pending_in`: the other asked to see the owner's presence and waits for an answer ("pending in").
+    """
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="roster")
+    jid = models.CharField(max_length=2047)
+    name = models.CharField("nickname", max_length=64, blank=True)
+    subscription = models.CharField(max_length=4, choices=Subscription.choices, default=Subscription.NONE)
+    listed = models.BooleanField(default=False)
+    ask_out = models.BooleanField(default=False)
+    pending_in = models.BooleanField(default=False)
+    request_message = models.CharField(max_length=280, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    groups = models.ManyToManyField(RosterGroup, blank=True, related_name="items")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("owner", "jid", name="accounts_rosteritem_unique")]
+        indexes = [models.Index(fields=["jid"])]
+
+    def __str__(self) -> str:
+        return f"{self.owner.username} → {self.jid} ({self.subscription})"
+
+    @property
+    def sees_presence(self) -> bool:
+        return self.subscription in (Subscription.TO, Subscription.BOTH)
+
+    @property
+    def shares_presence(self) -> bool:
+        return self.subscription in (Subscription.FROM, Subscription.BOTH)
+
+    @property
+    def domain(self) -> str:
+        return self.jid.rpartition("@")[2]
+
+    @property
+    def is_remote(self) -> bool:
+        return self.domain != settings.IMWEB_DOMAIN
+
+
+class BlockedJid(models.Model):
+    """XEP-0191: a bare JID (`bob@example.org`) or a whole domain (`example.org`) this user blocks."""
+
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="blocked")
+    jid = models.CharField(max_length=2047)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("owner", "jid", name="accounts_blockedjid_unique")]
+        ordering = ["jid"]
+
+    def __str__(self) -> str:
+        return f"{self.owner.username} blocks {self.jid}"
+
+
+class PresenceSession(models.Model):
+    """One connected tab or device. A user is online while they have a live session; rows whose heartbeat
+    stopped (a crashed web process) are swept by a periodic task."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="presence_sessions")
+    resource = models.CharField(max_length=64, unique=True)
+    idle = models.BooleanField(default=False)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.user.username}/{self.resource}"

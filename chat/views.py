@@ -4,11 +4,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.contacts_views import contacts_context
+
 
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return render(request, "landing.html")
-    return render(request, "home.html")
+    return render(request, "home.html", contacts_context(request.user))
 
 
 @login_required

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "channels",
     "django_htmx",
     "allauth",
@@ -231,6 +232,18 @@ ACCOUNT_RATE_LIMITS = {
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+
+# --- Contacts and presence ----------------------------------------------------------------------------
+# After a declined contact request, the asker may ask again only after this long.
+IMWEB_REREQUEST_COOLDOWN_SECONDS = env_int("IMWEB_REREQUEST_COOLDOWN_SECONDS", 24 * 60 * 60)
+# A connected tab refreshes its presence session this often; sessions silent for 3x as long are swept.
+IMWEB_PRESENCE_HEARTBEAT_SECONDS = env_int("IMWEB_PRESENCE_HEARTBEAT_SECONDS", 30)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-presence": {
+        "task": "accounts.tasks.sweep_stale_presence",
+        "schedule": float(IMWEB_PRESENCE_HEARTBEAT_SECONDS),
+    },
+}
 
 # --- Email ----------------------------------------------------------------------------------------------
 _EMAIL_BACKENDS = {

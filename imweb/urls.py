@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),
+    path("contacts/", include("accounts.contacts_urls")),
     path("", include("chat.urls")),
 ]
 

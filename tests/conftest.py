@@ -11,6 +11,8 @@ from django.conf import settings
 
 from tests.servers import Valkey
 
+pytest_plugins = ["tests.people"]
+
 OUTPUT_DIR = Path(os.environ.get("IMWEB_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-output"))
 
 

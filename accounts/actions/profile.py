@@ -1,4 +1,4 @@
-"""The only code that changes account state: each function validates, writes in a transaction, returns the result."""
+"""Profile actions: display name, status message, avatar, account deletion."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from accounts.actions.presence import presence_audience
+from accounts.actions.roster import ROSTER_CHANGED
 from accounts.avatars import check_avatar_size, normalise_avatar
-
-__all__ = ["check_avatar_size", "delete_account", "remove_avatar", "set_avatar", "update_profile"]
 from accounts.errors import InvalidProfile
-from accounts.models import User
+from accounts.events import notify_users
+from accounts.models import RosterItem, User
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ def update_profile(user: User, *, display_name: str, status_message: str) -> Use
         user.display_name = display_name
         user.status_message = status_message
         user.save(update_fields=["display_name", "status_message"])
+        # Contacts see the name and the status message in their lists.
+        notify_users(presence_audience(user), ROSTER_CHANGED)
     return user
 
 
@@ -69,12 +72,19 @@ def remove_avatar(user: User) -> User:
 
 
 def delete_account(user: User) -> None:
-    """Delete the account and everything that belongs to it (rows cascade; the avatar file is removed too)."""
+    """Delete the account and everything that belongs to it.
+
+    Its own rows cascade; other people's contact entries and requests for its address are removed too, so
+    whoever registers the username later inherits no one's consent. The avatar file goes after the commit.
+    """
     avatar_name = user.avatar.name if user.avatar else ""
     storage = user.avatar.storage
     username = user.username
     with transaction.atomic():
+        others = list(RosterItem.objects.filter(jid=user.jid).values_list("owner_id", flat=True))
+        RosterItem.objects.filter(jid=user.jid).delete()
         user.delete()
         if avatar_name:
             transaction.on_commit(lambda: storage.delete(avatar_name))
+        notify_users(others, ROSTER_CHANGED)
     logger.info("account %s deleted", username)

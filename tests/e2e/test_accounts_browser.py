@@ -8,12 +8,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import new_page
+from tests.e2e.conftest import PASSWORD, new_page, sign_up
 from tests.servers import wait_for
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery staple"
 
 
 def confirmation_link(service, address: str) -> str:
@@ -32,15 +30,6 @@ def png_file(tmp_path) -> str:
     path = tmp_path / "me.png"
     Image.new("RGB", (320, 320), (30, 120, 200)).save(path)
     return str(path)
-
-
-def sign_up(page, service, username: str) -> None:
-    page.goto(service.url + "/accounts/signup/")
-    page.fill("#id_username", username)
-    page.fill("#id_email", f"{username}@example.org")
-    page.fill("#id_password1", PASSWORD)
-    page.get_by_role("button", name=re.compile("sign up", re.I)).click()
-    expect(page.locator("body")).to_contain_text(f"{username.lower()}@imweb.localhost")
 
 
 def test_sign_up_verify_log_out_log_in_and_edit_profile(service, browser, output_dir, tmp_path):

@@ -1,0 +1,168 @@
+"""Contact-list and presence endpoints. Each parses a form, calls one action, and answers htmx with fragments
+(the same partials the full page and the WebSocket pushes use) or, without htmx, redirects back home."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import actions
+from accounts.errors import AccountError
+from accounts.models import CHOOSABLE_SHOWS, BlockedJid, User
+from accounts.roster import roster_view
+
+# htmx swaps 422 (see the htmx-config meta in base.html): errors replace the feedback region in place.
+ERROR_STATUS = 422
+
+
+def contacts_context(user: User, *, oob: bool = False) -> dict[str, object]:
+    """What `accounts/_contacts.html` needs; the home page, htmx answers and WebSocket pushes all use it."""
+    return {"roster": roster_view(user), "oob": oob, "user": user, "show_choices": CHOOSABLE_SHOWS}
+
+
+def render_contacts(request: HttpRequest | None, user: User, *, oob: bool) -> str:
+    """The contact list, the Requests area and the user's own presence, as one HTML string.
+
+    With `oob`, each part carries hx-swap-oob so htmx (over HTTP or the WebSocket) swaps it by id.
+    """
+    return render_to_string("accounts/_contacts.html", contacts_context(user, oob=oob), request)
+
+
+def _answer(request: HttpRequest, *, ok: str | None = None, error: str | None = None, extra: str = "") -> HttpResponse:
+    """Feedback for a contact action: for htmx, the feedback region plus refreshed lists; else a redirect."""
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif ok:
+            messages.success(request, ok)
+        return redirect(request.POST.get("next") or "home")
+    feedback = render_to_string("accounts/_feedback.html", {"ok": ok, "error": error}, request)
+    body = feedback + extra + render_contacts(request, request.user, oob=True)
+    return HttpResponse(body, status=ERROR_STATUS if error else 200)
+
+
+def _act(request: HttpRequest, action, ok: str, *args: object) -> HttpResponse:
+    try:
+        action(request.user, *args)
+    except AccountError as exc:
+        return _answer(request, error=str(exc))
+    return _answer(request, ok=ok)
+
+
+@login_required
+@require_POST
+def add_contact(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    try:
+        item = actions.request_subscription(request.user, jid, message=request.POST.get("message", ""))
+    except AccountError as exc:
+        return _answer(request, error=str(exc))
+    # The search that led here is done: clear its results.
+    cleared = render_to_string("accounts/_search_results.html", {"oob": True}, request)
+    if item.sees_presence:
+        return _answer(request, ok=f"{item.jid} is now in your contacts.", extra=cleared)
+    return _answer(request, ok=f"Request sent to {item.jid}. They appear once they accept.", extra=cleared)
+
+
+@login_required
+@require_POST
+def accept_request(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    return _act(request, actions.accept_subscription, f"{jid} is now in your contacts.", jid)
+
+
+@login_required
+@require_POST
+def decline_request(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    return _act(request, actions.decline_subscription, f"Declined the request from {jid}.", jid)
+
+
+@login_required
+@require_POST
+def remove_contact(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    return _act(request, actions.remove_contact, f"Removed {jid} from your contacts.", jid)
+
+
+@login_required
+@require_POST
+def rename_contact(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    return _act(request, actions.rename_contact, "Nickname saved.", jid, request.POST.get("name", ""))
+
+
+@login_required
+@require_POST
+def set_groups(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    names = [name for name in request.POST.get("groups", "").split(",")]
+    return _act(request, actions.set_contact_groups, "Groups saved.", jid, names)
+
+
+@login_required
+@require_POST
+def block(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    return _act(request, actions.block_jid, f"Blocked {jid.strip()}. Nothing from them reaches you now.", jid)
+
+
+@login_required
+@require_POST
+def unblock(request: HttpRequest) -> HttpResponse:
+    jid = request.POST.get("jid", "")
+    try:
+        actions.unblock_jid(request.user, jid)
+    except AccountError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Unblocked {jid}.")
+    return redirect("blocklist")
+
+
+@login_required
+def blocklist(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            blocked = actions.block_jid(request.user, request.POST.get("jid", ""))
+        except AccountError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Blocked {blocked.jid}.")
+        return redirect("blocklist")
+    blocked = BlockedJid.objects.filter(owner=request.user)
+    return render(request, "accounts/blocklist.html", {"blocked": blocked})
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q") or request.GET.get("jid", "")
+    people = actions.search_directory(request.user, query)
+    return render(request, "accounts/_search_results.html", {"people": people, "query": query.strip()})
+
+
+@login_required
+@require_GET
+def contacts_fragment(request: HttpRequest) -> HttpResponse:
+    """The lists alone: what a page asks for when it wants to re-sync without a socket."""
+    return HttpResponse(render_contacts(request, request.user, oob=False))
+
+
+@login_required
+@require_POST
+def set_presence(request: HttpRequest) -> HttpResponse:
+    try:
+        actions.set_presence(request.user, show=request.POST.get("show", ""), status=request.POST.get("status"))
+    except AccountError as exc:
+        return _answer(request, error=str(exc))
+    request.user.refresh_from_db()
+    if not request.htmx:
+        return redirect("home")
+    response = HttpResponse(render_contacts(request, request.user, oob=True))
+    response["HX-Trigger"] = "profile-changed"
+    return response

@@ -1,0 +1,172 @@
+"""Reading the contact list for display: groups with online/total counts, presence, requests. No writes here.
+
+Everything for one user is gathered in a fixed number of queries, whatever the list's size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+
+from accounts.actions.presence import Presence, presence_of
+from accounts.models import BlockedJid, PresenceSession, RosterItem, Subscription, User
+
+UNGROUPED = "Contacts"
+
+
+@dataclass
+class ContactRow:
+    item: RosterItem
+    person: User | None
+    presence: Presence | None  # None: they do not share presence with us (or a block stands between us)
+
+    @property
+    def jid(self) -> str:
+        return self.item.jid
+
+    @property
+    def name(self) -> str:
+        if self.item.name:
+            return self.item.name
+        if self.person is not None:
+            return self.person.name
+        return self.item.jid.rpartition("@")[0] or self.item.jid
+
+    @property
+    def online(self) -> bool:
+        return self.presence is not None and self.presence.online
+
+    @property
+    def show(self) -> str:
+        return self.presence.show if self.presence is not None else "unknown"
+
+    @property
+    def pending_out(self) -> bool:
+        return self.item.ask_out
+
+    @property
+    def is_remote(self) -> bool:
+        return self.item.is_remote
+
+    @property
+    def group_names(self) -> list[str]:
+        return [group.name for group in self.item.groups.all()]
+
+
+@dataclass
+class GroupView:
+    name: str
+    rows: list[ContactRow] = field(default_factory=list)  # online members only
+    online: int = 0
+    total: int = 0
+
+
+@dataclass
+class RequestRow:
+    item: RosterItem
+    person: User | None
+
+    @property
+    def jid(self) -> str:
+        return self.item.jid
+
+    @property
+    def name(self) -> str:
+        return self.person.name if self.person is not None else self.item.jid
+
+    @property
+    def message(self) -> str:
+        return self.item.request_message
+
+    @property
+    def requested_at(self) -> datetime | None:
+        return self.item.requested_at
+
+
+@dataclass
+class RosterView:
+    groups: list[GroupView]
+    offline: list[ContactRow]
+    requests: list[RequestRow]
+    me: Presence
+
+    @property
+    def total(self) -> int:
+        return sum(1 for _ in self.all_rows)
+
+    @property
+    def all_rows(self) -> list[ContactRow]:
+        seen: dict[str, ContactRow] = {}
+        for group in self.groups:
+            for row in group.rows:
+                seen[row.jid] = row
+        for row in self.offline:
+            seen[row.jid] = row
+        return list(seen.values())
+
+
+def _local_people(jids: list[str]) -> dict[str, User]:
+    suffix = f"@{settings.IMWEB_DOMAIN}"
+    usernames = [jid.removesuffix(suffix) for jid in jids if jid.endswith(suffix)]
+    return {user.jid: user for user in User.objects.filter(username__in=usernames, is_active=True)}
+
+
+def roster_view(user: User) -> RosterView:
+    items = list(
+        RosterItem.objects.filter(owner=user).filter(listed=True).prefetch_related("groups").order_by("jid")
+    ) + list(RosterItem.objects.filter(owner=user, pending_in=True, listed=False).order_by("requested_at"))
+    jids = [item.jid for item in items]
+    people = _local_people(jids)
+    person_ids = [person.pk for person in people.values()]
+
+    sessions: dict[int, list[PresenceSession]] = defaultdict(list)
+    for session in PresenceSession.objects.filter(user_id__in=[*person_ids, user.pk]):
+        sessions[session.user_id].append(session)
+    # Who shares presence with this user (their roster says `from`/`both` for us).
+    sharing = set(
+        RosterItem.objects.filter(
+            owner_id__in=person_ids, jid=user.jid, subscription__in=[Subscription.FROM, Subscription.BOTH]
+        ).values_list("owner_id", flat=True)
+    )
+    my_blocks = set(BlockedJid.objects.filter(owner=user).values_list("jid", flat=True))
+    blocked_me = set(
+        BlockedJid.objects.filter(owner_id__in=person_ids, jid__in=[user.jid, settings.IMWEB_DOMAIN]).values_list(
+            "owner_id", flat=True
+        )
+    )
+
+    def presence_for(item: RosterItem, person: User | None) -> Presence | None:
+        if person is None or person.pk not in sharing or person.pk in blocked_me:
+            return None
+        if item.jid in my_blocks or item.domain in my_blocks:
+            return None
+        return presence_of(person, sessions[person.pk])
+
+    groups: dict[str, GroupView] = {}
+    offline: list[ContactRow] = []
+    requests: list[RequestRow] = []
+    for item in items:
+        person = people.get(item.jid)
+        if item.pending_in and not (item.jid in my_blocks or item.domain in my_blocks):
+            requests.append(RequestRow(item, person))
+        if not item.listed:
+            continue
+        row = ContactRow(item, person, presence_for(item, person))
+        for name in row.group_names or [UNGROUPED]:
+            group = groups.setdefault(name, GroupView(name))
+            group.total += 1
+            if row.online:
+                group.online += 1
+                group.rows.append(row)
+        if not row.online:
+            offline.append(row)
+
+    ordered = sorted(groups.values(), key=lambda g: (g.name == UNGROUPED, g.name.lower()))
+    for group in ordered:
+        group.rows.sort(key=lambda r: r.name.lower())
+    offline.sort(key=lambda r: r.name.lower())
+    me = presence_of(user, sessions[user.pk])
+    return RosterView(groups=ordered, offline=offline, requests=requests, me=me)

@@ -1,0 +1,50 @@
+// Automatic away: after the user's chosen idle minutes without input, this tab tells the server it is idle;
+// the next input makes it active again. The server derives presence from all tabs (the most available wins).
+(function () {
+  "use strict";
+
+  var app = document.querySelector("[data-idle-minutes]");
+  if (!app) {
+    return;
+  }
+  var idleMs = Math.max(0.05, parseFloat(app.getAttribute("data-idle-minutes")) || 5) * 60000;
+  var lastInput = Date.now();
+  var idle = false;
+
+  function tell(state) {
+    var form = document.getElementById(state === "idle" ? "presence-idle" : "presence-active");
+    if (form && window.htmx) {
+      window.htmx.trigger(form, "imweb:" + state);
+    }
+  }
+
+  function onInput() {
+    lastInput = Date.now();
+    if (idle) {
+      idle = false;
+      tell("active");
+    }
+  }
+
+  ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"].forEach(function (name) {
+    window.addEventListener(name, onInput, { passive: true });
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) {
+      onInput();
+    }
+  });
+  window.setInterval(function () {
+    if (!idle && Date.now() - lastInput >= idleMs) {
+      idle = true;
+      tell("idle");
+    }
+  }, Math.min(15000, idleMs / 4));
+
+  // A reconnected socket is a new, active session on the server: restate idleness if it still holds.
+  document.body.addEventListener("htmx:wsOpen", function () {
+    if (idle) {
+      tell("idle");
+    }
+  });
+})();

@@ -1,0 +1,183 @@
+"""Subscriptions (RFC 6121 §3) between two local people: every transition, table-driven, plus bad input."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.utils import timezone
+
+from accounts import actions
+from accounts.errors import AccountError, ContactError, InvalidJid, NoSuchUser, RateLimited
+from accounts.models import RosterItem
+
+pytestmark = pytest.mark.django_db
+
+# A row as (listed, subscription, ask_out, pending_in); None = no row at all.
+NO_ROW = None
+
+
+def row(owner, other):
+    item = RosterItem.objects.filter(owner=owner, jid=other.jid).first()
+    return None if item is None else (item.listed, item.subscription, item.ask_out, item.pending_in)
+
+
+STEPS = {
+    "A requests B": lambda a, b: actions.request_subscription(a, b.jid),
+    "B requests A": lambda a, b: actions.request_subscription(b, a.jid),
+    "B accepts A": lambda a, b: actions.accept_subscription(b, a.jid),
+    "B declines A": lambda a, b: actions.decline_subscription(b, a.jid),
+    "A removes B": lambda a, b: actions.remove_contact(a, b.jid),
+    "B removes A": lambda a, b: actions.remove_contact(b, a.jid),
+}
+
+TRANSITIONS = [
+    # history, event, A's row about B, B's row about A
+    ([], "A requests B", (True, "none", True, False), (False, "none", False, True)),
+    (["A requests B"], "B accepts A", (True, "both", False, False), (True, "both", False, False)),
+    (["A requests B"], "B declines A", (True, "none", False, False), NO_ROW),
+    (["A requests B"], "A removes B", NO_ROW, NO_ROW),
+    (["A requests B"], "B requests A", (True, "both", False, False), (True, "both", False, False)),
+    (["A requests B", "B accepts A"], "A removes B", NO_ROW, (True, "none", False, False)),
+    (["A requests B", "B accepts A"], "B removes A", (True, "none", False, False), NO_ROW),
+    (["A requests B", "B declines A"], "B requests A", (True, "none", False, True), (True, "none", True, False)),
+    (["A requests B", "B accepts A", "A removes B"], "A requests B", (True, "none", True, False),
+     (True, "none", False, True)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("history", "event", "a_row", "b_row"), TRANSITIONS, ids=[t[1] + " after " + "; ".join(t[0]) for t in TRANSITIONS]
+)
+def test_subscription_transition(alice, bob, woken, history, event, a_row, b_row, django_capture_on_commit_callbacks):
+    for step in history:
+        STEPS[step](alice, bob)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        STEPS[event](alice, bob)
+
+    assert row(alice, bob) == a_row
+    assert row(bob, alice) == b_row
+    assert woken == {alice.pk, bob.pk}  # both screens update
+
+
+@pytest.mark.parametrize(
+    ("history", "event", "error"),
+    [
+        (["A requests B"], "A requests B", "already asked"),
+        (["A requests B", "B accepts A"], "A requests B", "already in your contacts"),
+        (["A requests B", "A removes B"], "B accepts A", "may have been withdrawn"),
+        (["A requests B", "A removes B"], "B declines A", "may have been withdrawn"),
+        ([], "B accepts A", "no request from"),
+        ([], "A removes B", "is not in your contacts"),
+        (["A requests B", "B declines A"], "A requests B", "declined your request"),
+    ],
+    ids=["double request", "already a contact", "accept withdrawn", "decline withdrawn", "accept nothing",
+         "remove stranger", "ask again too soon"],
+)  # fmt: skip
+def test_refused_transitions_explain_and_change_nothing(
+    alice, bob, woken, history, event, error, django_capture_on_commit_callbacks
+):
+    for step in history:
+        STEPS[step](alice, bob)
+    before = (row(alice, bob), row(bob, alice))
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(AccountError) as raised:
+        STEPS[event](alice, bob)
+
+    assert error in str(raised.value)
+    assert (row(alice, bob), row(bob, alice)) == before
+    assert woken == set()
+
+
+def test_asking_again_after_a_decline_is_allowed_once_the_cooldown_is_over(alice, bob, settings):
+    actions.request_subscription(alice, bob.jid)
+    actions.decline_subscription(bob, alice.jid)
+    with pytest.raises(RateLimited):
+        actions.request_subscription(alice, bob.jid)
+
+    RosterItem.objects.filter(owner=alice).update(
+        declined_at=timezone.now() - timezone.timedelta(seconds=settings.IMWEB_REREQUEST_COOLDOWN_SECONDS + 1)
+    )
+    actions.request_subscription(alice, bob.jid)
+    assert row(bob, alice) == (False, "none", False, True)
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("", "Please enter an address"),
+        ("bob", "missing the '@'"),
+        ("@imweb.localhost", "nothing before the '@'"),
+        ("bob@", "no server name"),
+        ("bo b@imweb.localhost", "contains spaces"),
+        ("bob<x>@imweb.localhost", "characters an address cannot have"),
+        ("bob@exa mple.org", "contains spaces"),
+        ("bob@-bad-.org", "not a valid server name"),
+        ("bob@under_score.org", "not a valid server name"),
+    ],
+)
+def test_malformed_addresses_get_a_precise_error(alice, typed, error):
+    with pytest.raises(InvalidJid) as raised:
+        actions.request_subscription(alice, typed)
+    assert error in str(raised.value)
+    assert not RosterItem.objects.exists()
+
+
+def test_adding_yourself_is_refused(alice):
+    with pytest.raises(ContactError, match="your own address"):
+        actions.request_subscription(alice, "ALICE@imweb.localhost/phone")
+
+
+def test_adding_a_nonexistent_local_user_is_refused_clearly(alice):
+    with pytest.raises(NoSuchUser, match=re.escape("There is no account nobody@imweb.localhost")):
+        actions.request_subscription(alice, "nobody@imweb.localhost")
+    assert not RosterItem.objects.exists()
+
+
+def test_addresses_are_normalised_before_use(alice, bob):
+    item = actions.request_subscription(alice, "  xmpp:BOB@IMWEB.LOCALHOST/laptop ")
+    assert item.jid == "bob@imweb.localhost"
+
+
+def test_a_request_carries_an_optional_note(alice, bob):
+    actions.request_subscription(alice, bob.jid, message="Hi Bob, it's Alice from the climbing club")
+    assert RosterItem.objects.get(owner=bob).request_message == "Hi Bob, it's Alice from the climbing club"
+
+
+def test_nicknames_and_groups(alice, bob, make_user):
+    carol = make_user("carol")
+    for other in (bob, carol):
+        actions.request_subscription(alice, other.jid)
+        actions.accept_subscription(other, alice.jid)
+
+    actions.rename_contact(alice, bob.jid, "Bobby")
+    actions.set_contact_groups(alice, bob.jid, ["Friends", "Climbing", " friends ", ""])
+    actions.set_contact_groups(alice, carol.jid, ["Work"])
+
+    item = RosterItem.objects.get(owner=alice, jid=bob.jid)
+    assert item.name == "Bobby"
+    assert sorted(g.name for g in item.groups.all()) == ["Climbing", "Friends", "friends"]
+    actions.set_contact_groups(alice, carol.jid, [])
+    assert sorted(alice.roster_groups.values_list("name", flat=True)) == ["Climbing", "Friends", "friends"]
+
+    with pytest.raises(ContactError, match="at most 64"):
+        actions.set_contact_groups(alice, bob.jid, ["x" * 65])
+    with pytest.raises(ContactError, match="not in your contacts"):
+        actions.rename_contact(alice, "nobody@imweb.localhost", "X")
+
+
+def test_remote_addresses_are_refused_until_federation_is_enabled(alice):
+    with pytest.raises(ContactError, match="another server"):
+        actions.request_subscription(alice, "romeo@montague.example")
+
+
+def test_deleting_an_account_removes_it_from_everyone_s_lists(alice, bob, woken, django_capture_on_commit_callbacks):
+    actions.request_subscription(alice, bob.jid)
+    actions.accept_subscription(bob, alice.jid)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.delete_account(bob)
+
+    assert row(alice, bob) is None
+    assert alice.pk in woken

@@ -1,0 +1,181 @@
+"""The user's WebSocket: who may connect, the re-sync on connect, and live presence and requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from accounts import actions
+from imweb.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RECEIVE_TIMEOUT = 5
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+def socket_for(cookie: bytes | None = None, origin: bytes = b"http://localhost") -> WebsocketCommunicator:
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, "/ws/", headers=headers)
+
+
+async def receive_until(socket: WebsocketCommunicator, text: str) -> str:
+    """Frames until one contains `text` (pushes may repeat); fails after RECEIVE_TIMEOUT seconds."""
+
+    async def read() -> str:
+        while True:
+            frame = await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+            if text in frame:
+                return frame
+
+    return await asyncio.wait_for(read(), RECEIVE_TIMEOUT)
+
+
+def run(scenario) -> None:
+    asyncio.run(scenario())
+
+
+def test_anonymous_sockets_are_refused():
+    async def scenario():
+        socket = socket_for()
+        connected, code = await socket.connect()
+        assert not connected
+        assert code == 4401
+
+    run(scenario)
+
+
+def test_sockets_from_another_origin_are_refused(alice):
+    cookies = {"alice": session_cookie(alice)}
+
+    async def scenario():
+        socket = socket_for(cookies["alice"], origin=b"https://evil.example")
+        connected, _ = await socket.connect()
+        assert not connected
+
+    run(scenario)
+
+
+def test_connecting_sends_the_whole_contact_list_and_marks_the_user_online(alice, bob):
+    cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+    actions.request_subscription(alice, bob.jid)
+    actions.accept_subscription(bob, alice.jid)
+
+    async def scenario():
+        socket = socket_for(cookies["bob"])
+        assert (await socket.connect())[0]
+        first = await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        assert 'id="roster"' in first and 'hx-swap-oob="true"' in first and "alice@imweb.localhost" in first
+        seen = await database_sync_to_async(actions.presence_for_viewer)(alice, bob)
+        assert seen.show == "available"
+        await socket.disconnect()
+        seen = await database_sync_to_async(actions.presence_for_viewer)(alice, bob)
+        assert seen.show == "offline"
+
+    run(scenario)
+
+
+def test_presence_changes_reach_contacts_live(alice, bob):
+    cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+    actions.request_subscription(alice, bob.jid)
+    actions.accept_subscription(bob, alice.jid)
+
+    async def scenario():
+        alice_socket = socket_for(cookies["alice"])
+        await alice_socket.connect()
+        await alice_socket.receive_from(timeout=RECEIVE_TIMEOUT)
+
+        bob_socket = socket_for(cookies["bob"])
+        await bob_socket.connect()
+        assert 'data-show="available"' in await receive_until(alice_socket, 'data-jid="bob@imweb.localhost"')
+
+        await database_sync_to_async(actions.set_presence)(bob, show="away", status="at lunch")
+        frame = await receive_until(alice_socket, "at lunch")
+        assert 'data-show="away"' in frame
+
+        await bob_socket.send_to(text_data=json.dumps({"type": "presence.active"}))
+        await bob_socket.disconnect()
+        assert 'data-show="offline"' in await receive_until(alice_socket, 'data-show="offline"')
+        await alice_socket.disconnect()
+
+    run(scenario)
+
+
+def test_idle_tab_makes_the_user_away_and_activity_brings_them_back(alice, bob):
+    cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+    actions.request_subscription(alice, bob.jid)
+    actions.accept_subscription(bob, alice.jid)
+
+    async def scenario():
+        alice_socket = socket_for(cookies["alice"])
+        await alice_socket.connect()
+        await alice_socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        bob_socket = socket_for(cookies["bob"])
+        await bob_socket.connect()
+        await receive_until(alice_socket, 'data-show="available"')
+
+        await bob_socket.send_to(text_data=json.dumps({"type": "presence.idle", "HEADERS": {}}))
+        await receive_until(alice_socket, 'data-show="away"')
+        await bob_socket.send_to(text_data=json.dumps({"type": "presence.active", "HEADERS": {}}))
+        await receive_until(alice_socket, 'data-show="available"')
+        await bob_socket.disconnect()
+        await alice_socket.disconnect()
+
+    run(scenario)
+
+
+def test_a_request_appears_live_in_the_other_side_s_requests(alice, bob):
+    cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+
+    async def scenario():
+        bob_socket = socket_for(cookies["bob"])
+        await bob_socket.connect()
+        await bob_socket.receive_from(timeout=RECEIVE_TIMEOUT)
+
+        await database_sync_to_async(actions.request_subscription)(alice, bob.jid, message="hi, it's Alice")
+
+        frame = await receive_until(bob_socket, "hi, it&#x27;s Alice")
+        assert 'id="requests"' in frame and "alice@imweb.localhost" in frame
+        await bob_socket.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        ("not json", "did not understand"),
+        (json.dumps({"no": "type"}), "did not understand"),
+        (json.dumps({"type": "launch.missiles"}), "Unknown request type"),
+        (json.dumps({"type": "presence.idle", "pad": "x" * 20_000}), "too large"),
+    ],
+    ids=["not-json", "no-type", "unknown-type", "oversize"],
+)
+def test_bad_frames_get_a_clear_error_and_the_socket_keeps_serving(alice, frame, error):
+    cookies = {"alice": session_cookie(alice)}
+
+    async def scenario():
+        socket = socket_for(cookies["alice"])
+        await socket.connect()
+        await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        await socket.send_to(text_data=frame)
+        answer = await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        assert error in answer and 'role="alert"' in answer
+        await socket.send_to(text_data=json.dumps({"type": "sync"}))
+        assert 'id="roster"' in await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        await socket.disconnect()
+
+    run(scenario)
