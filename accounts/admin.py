@@ -2,8 +2,9 @@
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
 
-from accounts.models import User
+from accounts.models import BlockedJid, PresenceSession, RosterItem, User
 
 
 @admin.register(User)
@@ -16,3 +17,40 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.fieldsets,
         ("Profile", {"fields": ("display_name", "status_message", "avatar")}),
     )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that change only through their owners' actions (consent, blocking): operators look, not touch."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(RosterItem)
+class RosterItemAdmin(ReadOnlyAdmin):
+    list_display = ("owner", "jid", "subscription", "listed", "ask_out", "pending_in", "requested_at")
+    list_filter = ("subscription", "listed", "pending_in")
+    search_fields = ("owner__username", "jid")
+    list_select_related = ("owner",)
+
+
+@admin.register(BlockedJid)
+class BlockedJidAdmin(ReadOnlyAdmin):
+    list_display = ("owner", "jid", "created_at")
+    search_fields = ("owner__username", "jid")
+    list_select_related = ("owner",)
+
+
+@admin.register(PresenceSession)
+class PresenceSessionAdmin(ReadOnlyAdmin):
+    """Who is connected right now, one row per open tab or device."""
+
+    list_display = ("user", "resource", "idle", "connected_at", "heartbeat_at")
+    search_fields = ("user__username",)
+    list_select_related = ("user",)

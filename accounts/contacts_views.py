@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import actions
 from accounts.errors import AccountError
-from accounts.models import CHOOSABLE_SHOWS, BlockedJid, User
+from accounts.models import CHOOSABLE_SHOWS, BlockedJid, RosterItem, User
 from accounts.roster import roster_view
 
 # htmx swaps 422 (see the htmx-config meta in base.html): errors replace the feedback region in place.
@@ -143,7 +143,13 @@ def blocklist(request: HttpRequest) -> HttpResponse:
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q") or request.GET.get("jid", "")
     people = actions.search_directory(request.user, query)
-    return render(request, "accounts/_search_results.html", {"people": people, "query": query.strip()})
+    known = set(
+        RosterItem.objects.filter(owner=request.user, listed=True, jid__in=[p.jid for p in people]).values_list(
+            "jid", flat=True
+        )
+    )
+    context = {"people": people, "known": known, "query": query.strip()}
+    return render(request, "accounts/_search_results.html", context)
 
 
 @login_required

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from accounts.actions.profile import DISPLAY_NAME_MAX, STATUS_MESSAGE_MAX
+from accounts.actions.profile import DISPLAY_NAME_MAX, IDLE_MINUTES_RANGE, STATUS_MESSAGE_MAX
 
 
 class ProfileForm(forms.Form):
@@ -20,6 +20,18 @@ class ProfileForm(forms.Form):
         max_length=STATUS_MESSAGE_MAX,
         required=False,
         help_text="A short line your contacts see next to your name, like “at lunch”.",
+    )
+
+
+class PrivacyForm(forms.Form):
+    show_last_seen = forms.BooleanField(label="Show my contacts when I was last online", required=False)
+    directory_visible = forms.BooleanField(
+        label="Let people on this server find me by name or username", required=False
+    )
+    idle_away_minutes = forms.IntegerField(
+        label="Show me as away after this many idle minutes",
+        min_value=IDLE_MINUTES_RANGE[0],
+        max_value=IDLE_MINUTES_RANGE[1],
     )
 
 

@@ -4,6 +4,7 @@ from accounts import views
 
 urlpatterns = [
     path("profile/", views.profile, name="profile"),
+    path("profile/privacy/", views.privacy, name="privacy"),
     path("profile/avatar/", views.upload_avatar, name="avatar_upload"),
     path("profile/avatar/remove/", views.remove_avatar, name="avatar_remove"),
     path("avatar/<str:username>/", views.avatar, name="avatar"),

@@ -12,24 +12,48 @@ from django.views.decorators.http import require_POST
 
 from accounts import actions
 from accounts.errors import InvalidAvatar, InvalidProfile
-from accounts.forms import AvatarForm, DeleteAccountForm, ProfileForm
+from accounts.forms import AvatarForm, DeleteAccountForm, PrivacyForm, ProfileForm
 from accounts.models import User
 
 # Room for the multipart envelope around the file itself.
 _MULTIPART_OVERHEAD = 64 * 1024
 
 
-def _profile_page(request: HttpRequest, profile_form: ProfileForm, avatar_form: AvatarForm, status: int = 200):
+def _profile_initial(user: User) -> dict[str, object]:
+    return {"display_name": user.display_name, "status_message": user.status_message}
+
+
+def _privacy_form(user: User) -> PrivacyForm:
+    return PrivacyForm(
+        initial={
+            "show_last_seen": user.show_last_seen,
+            "directory_visible": user.directory_visible,
+            "idle_away_minutes": user.idle_away_minutes,
+        }
+    )
+
+
+def _profile_page(
+    request: HttpRequest,
+    profile_form: ProfileForm,
+    avatar_form: AvatarForm,
+    privacy_form: PrivacyForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     template = "accounts/_profile_form.html" if request.htmx and request.method == "POST" else "accounts/profile.html"
-    return render(request, template, {"form": profile_form, "avatar_form": avatar_form}, status=status)
+    context = {
+        "form": profile_form,
+        "avatar_form": avatar_form,
+        "privacy_form": privacy_form or _privacy_form(request.user),
+    }
+    return render(request, template, context, status=status)
 
 
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     user = request.user
-    initial = {"display_name": user.display_name, "status_message": user.status_message}
     if request.method != "POST":
-        return _profile_page(request, ProfileForm(initial=initial), AvatarForm())
+        return _profile_page(request, ProfileForm(initial=_profile_initial(user)), AvatarForm())
     form = ProfileForm(request.POST)
     if form.is_valid():
         try:
@@ -43,7 +67,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _profile_page(request, form, AvatarForm(), status=422 if request.htmx else 200)
     if request.htmx:
-        form = ProfileForm(initial={"display_name": user.display_name, "status_message": user.status_message})
+        form = ProfileForm(initial=_profile_initial(user))
         response = render(request, "accounts/_profile_form.html", {"form": form, "saved": True})
         # The top bar shows the name and status too; let it refresh itself.
         response["HX-Trigger"] = "profile-changed"
@@ -54,8 +78,23 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+def privacy(request: HttpRequest) -> HttpResponse:
+    form = PrivacyForm(request.POST)
+    if form.is_valid():
+        try:
+            actions.update_privacy(request.user, **form.cleaned_data)
+        except InvalidProfile as error:
+            form.add_error(error.field, str(error))
+    if not form.is_valid():
+        return _profile_page(request, ProfileForm(initial=_profile_initial(request.user)), AvatarForm(), form, 400)
+    messages.success(request, "Your privacy settings were saved.")
+    return redirect("profile")
+
+
+@login_required
+@require_POST
 def upload_avatar(request: HttpRequest) -> HttpResponse:
-    initial = {"display_name": request.user.display_name, "status_message": request.user.status_message}
+    initial = _profile_initial(request.user)
     # Refuse an oversized upload from its declared length, before the body is read and spooled to disk.
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > settings.AVATAR_MAX_BYTES + _MULTIPART_OVERHEAD:

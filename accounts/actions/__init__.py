@@ -17,6 +17,7 @@ from accounts.actions.profile import (
     delete_account,
     remove_avatar,
     set_avatar,
+    update_privacy,
     update_profile,
 )
 from accounts.actions.roster import (
@@ -58,5 +59,6 @@ __all__ = [
     "set_session_idle",
     "sweep_stale_sessions",
     "unblock_jid",
+    "update_privacy",
     "update_profile",
 ]

@@ -46,6 +46,23 @@ def update_profile(user: User, *, display_name: str, status_message: str) -> Use
     return user
 
 
+IDLE_MINUTES_RANGE = (1, 240)
+
+
+def update_privacy(user: User, *, show_last_seen: bool, directory_visible: bool, idle_away_minutes: int) -> User:
+    """Privacy and presence preferences: last-seen visibility, directory listing, auto-away delay."""
+    low, high = IDLE_MINUTES_RANGE
+    if not low <= idle_away_minutes <= high:
+        raise InvalidProfile("idle_away_minutes", f"Choose between {low} and {high} minutes.")
+    with transaction.atomic():
+        user.show_last_seen = show_last_seen
+        user.directory_visible = directory_visible
+        user.idle_away_minutes = idle_away_minutes
+        user.save(update_fields=["show_last_seen", "directory_visible", "idle_away_minutes"])
+        notify_users(presence_audience(user), ROSTER_CHANGED)  # last seen may have appeared or vanished
+    return user
+
+
 def set_avatar(user: User, upload: UploadedFile) -> User:
     """Check an uploaded image and store it as the user's avatar (256x256 PNG)."""
     check_avatar_size(upload.size)

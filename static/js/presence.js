@@ -48,3 +48,24 @@
     }
   });
 })();
+
+// Another tab (or device) changed the chosen state or status: the pushed #my-presence-state carries the new
+// values; bring this tab's chooser up to date unless the user is editing it right now.
+(function () {
+  "use strict";
+
+  document.body.addEventListener("htmx:oobAfterSwap", function () {
+    var state = document.getElementById("my-presence-state");
+    if (!state) {
+      return;
+    }
+    var show = document.getElementById("my-presence-show");
+    var status = document.getElementById("my-presence-status");
+    if (show && document.activeElement !== show) {
+      show.value = state.getAttribute("data-chosen");
+    }
+    if (status && document.activeElement !== status) {
+      status.value = state.getAttribute("data-status");
+    }
+  });
+})();

@@ -102,3 +102,10 @@ def test_contact_endpoints_require_login(client, name):
     response = client.post(reverse(name))
     assert response.status_code == 302
     assert reverse("account_login") in response["Location"]
+
+
+def test_search_marks_people_already_in_the_list_instead_of_offering_add(as_alice, alice, bob):
+    actions.request_subscription(alice, bob.jid)
+    body = as_alice.get(reverse("contact_search"), {"q": "bob"}).content.decode()
+    assert "In your contacts" in body
+    assert "Add bob@imweb.localhost" not in body

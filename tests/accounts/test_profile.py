@@ -167,3 +167,24 @@ def test_account_deletion_needs_the_password_then_really_deletes(client, alice, 
     assert not done.context["user"].is_authenticated
     assert not avatar_file.exists()
     assert client.post(reverse("account_login"), {"login": "alice", "password": PASSWORD}).status_code == 200
+
+
+def test_privacy_settings_are_saved_and_validated(client, alice):
+    page = client.get(reverse("profile")).content.decode()
+    assert "Show my contacts when I was last online" in page
+
+    client.post(reverse("privacy"), {"directory_visible": "on", "idle_away_minutes": "15"})
+    alice.refresh_from_db()
+    assert (alice.show_last_seen, alice.directory_visible, alice.idle_away_minutes) == (False, True, 15)
+
+    bad = client.post(reverse("privacy"), {"idle_away_minutes": "0"})
+    assert bad.status_code == 400
+    assert "greater than or equal to 1" in bad.content.decode()
+    alice.refresh_from_db()
+    assert alice.idle_away_minutes == 15
+
+
+def test_the_idle_delay_reaches_the_page_that_detects_idleness(client, alice):
+    alice.idle_away_minutes = 7
+    alice.save()
+    assert 'data-idle-minutes="7"' in client.get(reverse("home")).content.decode()

@@ -69,7 +69,7 @@ def test_sign_up_verify_log_out_log_in_and_edit_profile(service, browser, output
     page.get_by_role("link", name=re.compile("profile", re.I)).first.click()
     page.fill("#id_display_name", "Zoë Zimmer")
     page.fill("#id_status_message", "at lunch")
-    page.get_by_role("button", name=re.compile("save", re.I)).click()
+    page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_role("status").filter(has_text=re.compile("saved", re.I))).to_be_visible()
     # The top bar refreshed itself over htmx, without a page load.
     expect(page.locator("header")).to_contain_text("Zoë Zimmer")

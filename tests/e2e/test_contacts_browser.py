@@ -109,3 +109,36 @@ def test_groups_collapse_with_online_counts(service, browser):
     eli.context.close()
     expect(climbing).to_contain_text("0/1")
     expect(dana.locator('#roster details[data-group="Offline"]')).to_contain_text("eli")
+
+
+def test_an_idle_browser_goes_away_automatically_and_comes_back_on_input(service, browser):
+    fay, _ = new_page(browser)
+    gus, _ = new_page(browser)
+    sign_up(fay, service, "fay")
+    gus.clock.install()  # Gus's page runs on a clock the test can move forward
+    sign_up(gus, service, "gus")
+    add(fay, "gus@imweb.localhost")
+    gus.get_by_role("button", name="Accept fay@imweb.localhost").click()
+    expect(contact(fay, "gus@imweb.localhost")).to_have_attribute("data-show", "available")
+
+    gus.clock.fast_forward("06:00")  # past the default 5 idle minutes, with no input
+
+    expect(contact(fay, "gus@imweb.localhost")).to_have_attribute("data-show", "away")
+    expect(gus.locator("#my-presence-state")).to_contain_text("Away (idle)")
+    gus.mouse.move(40, 40)
+    gus.mouse.move(80, 80)
+    expect(contact(fay, "gus@imweb.localhost")).to_have_attribute("data-show", "available")
+
+
+def test_a_second_tab_follows_presence_chosen_in_the_first(service, browser):
+    first, console = new_page(browser)
+    sign_up(first, service, "hana")
+    second = first.context.new_page()  # same browser profile: the same signed-in user
+    second.goto(service.url)
+    expect(second.locator("#my-presence-state")).to_have_attribute("data-show", "available")
+
+    first.select_option("#my-presence-show", "dnd")
+
+    expect(second.locator("#my-presence-state")).to_have_attribute("data-show", "dnd")
+    expect(second.locator("#my-presence-show")).to_have_value("dnd")
+    assert console.errors == []

@@ -98,3 +98,18 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_staff_can_see_contact_lists_and_sessions_but_not_edit_them(client, django_user_model):
+    from accounts import actions
+
+    admin = django_user_model.objects.create_superuser("boss", "boss@example.org", "a long admin password")
+    alice = django_user_model.objects.create_user("alice", "alice@example.org", "x" * 12)
+    bob = django_user_model.objects.create_user("bob", "bob@example.org", "x" * 12)
+    actions.request_subscription(alice, bob.jid)
+    client.force_login(admin)
+
+    listing = client.get("/admin/accounts/rosteritem/", {"q": "bob@imweb.localhost"})
+    assert listing.status_code == 200
+    assert list(listing.context["cl"].result_list.values_list("owner__username", flat=True)) == ["alice"]
+    assert client.get("/admin/accounts/rosteritem/add/").status_code == 403
