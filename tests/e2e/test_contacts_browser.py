@@ -50,6 +50,9 @@ def test_two_people_add_each_other_see_presence_live_and_block(service, browser,
     ben.locator("#my-presence").get_by_role("button", name="Set").click()
     expect(contact(anna, "ben@imweb.localhost")).to_have_attribute("data-show", "away")
     expect(contact(anna, "ben@imweb.localhost")).to_contain_text("at lunch")
+    # A reload re-renders everything from the database: the same state comes back.
+    anna.reload()
+    expect(contact(anna, "ben@imweb.localhost")).to_contain_text("at lunch")
     anna.screenshot(path=str(output_dir / "contacts.png"), caret="initial")
 
     # Ben closes the page: Anna sees him offline (the socket close is the signal).
