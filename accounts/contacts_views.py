@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -45,12 +47,32 @@ def _answer(request: HttpRequest, *, ok: str | None = None, error: str | None = 
     return HttpResponse(body, status=ERROR_STATUS if error else 200)
 
 
-def _act(request: HttpRequest, action, ok: str, *args: object) -> HttpResponse:
-    try:
-        action(request.user, *args)
-    except AccountError as exc:
-        return _answer(request, error=str(exc))
-    return _answer(request, ok=ok)
+def _contact_view(action: Callable[..., object], ok: str, *fields: str) -> Callable[[HttpRequest], HttpResponse]:
+    """A POST endpoint that calls `action(user, jid, *fields)` and answers with `ok` (formatted with the jid)."""
+
+    @login_required
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        jid = request.POST.get("jid", "").strip()
+        try:
+            action(request.user, jid, *(request.POST.get(name, "") for name in fields))
+        except AccountError as exc:
+            return _answer(request, error=str(exc))
+        return _answer(request, ok=ok.format(jid=jid))
+
+    return view
+
+
+def _split_groups(user: User, jid: str, groups: str) -> object:
+    return actions.set_contact_groups(user, jid, groups.split(","))
+
+
+accept_request = _contact_view(actions.accept_subscription, "{jid} is now in your contacts.")
+decline_request = _contact_view(actions.decline_subscription, "Declined the request from {jid}.")
+remove_contact = _contact_view(actions.remove_contact, "Removed {jid} from your contacts.")
+rename_contact = _contact_view(actions.rename_contact, "Nickname saved.", "name")
+set_groups = _contact_view(_split_groups, "Groups saved.", "groups")
+block = _contact_view(actions.block_jid, "Blocked {jid}. Nothing from them reaches you now.")
 
 
 @login_required
@@ -66,49 +88,6 @@ def add_contact(request: HttpRequest) -> HttpResponse:
     if item.sees_presence:
         return _answer(request, ok=f"{item.jid} is now in your contacts.", extra=cleared)
     return _answer(request, ok=f"Request sent to {item.jid}. They appear once they accept.", extra=cleared)
-
-
-@login_required
-@require_POST
-def accept_request(request: HttpRequest) -> HttpResponse:
-    jid = request.POST.get("jid", "")
-    return _act(request, actions.accept_subscription, f"{jid} is now in your contacts.", jid)
-
-
-@login_required
-@require_POST
-def decline_request(request: HttpRequest) -> HttpResponse:
-    jid = request.POST.get("jid", "")
-    return _act(request, actions.decline_subscription, f"Declined the request from {jid}.", jid)
-
-
-@login_required
-@require_POST
-def remove_contact(request: HttpRequest) -> HttpResponse:
-    jid = request.POST.get("jid", "")
-    return _act(request, actions.remove_contact, f"Removed {jid} from your contacts.", jid)
-
-
-@login_required
-@require_POST
-def rename_contact(request: HttpRequest) -> HttpResponse:
-    jid = request.POST.get("jid", "")
-    return _act(request, actions.rename_contact, "Nickname saved.", jid, request.POST.get("name", ""))
-
-
-@login_required
-@require_POST
-def set_groups(request: HttpRequest) -> HttpResponse:
-    jid = request.POST.get("jid", "")
-    names = [name for name in request.POST.get("groups", "").split(",")]
-    return _act(request, actions.set_contact_groups, "Groups saved.", jid, names)
-
-
-@login_required
-@require_POST
-def block(request: HttpRequest) -> HttpResponse:
-    jid = request.POST.get("jid", "")
-    return _act(request, actions.block_jid, f"Blocked {jid.strip()}. Nothing from them reaches you now.", jid)
 
 
 @login_required

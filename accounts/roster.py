@@ -93,20 +93,6 @@ class RosterView:
     requests: list[RequestRow]
     me: Presence
 
-    @property
-    def total(self) -> int:
-        return sum(1 for _ in self.all_rows)
-
-    @property
-    def all_rows(self) -> list[ContactRow]:
-        seen: dict[str, ContactRow] = {}
-        for group in self.groups:
-            for row in group.rows:
-                seen[row.jid] = row
-        for row in self.offline:
-            seen[row.jid] = row
-        return list(seen.values())
-
 
 def _local_people(jids: list[str]) -> dict[str, User]:
     suffix = f"@{settings.IMWEB_DOMAIN}"

@@ -77,6 +77,16 @@ def _existing_item(owner: User, jid: str) -> RosterItem | None:
     return RosterItem.objects.select_for_update().filter(owner=owner, jid=jid).first()
 
 
+def _answerable_request(user: User, jid: BareJid) -> RosterItem:
+    """The user's row for a request from `jid`, marked answered; ContactError if it was withdrawn."""
+    mine = _existing_item(user, str(jid))
+    if mine is None or not mine.pending_in:
+        raise ContactError(f"There is no request from {jid} any more; it may have been withdrawn.")
+    mine.pending_in = False
+    mine.request_message = ""
+    return mine
+
+
 def _discard_if_empty(item: RosterItem) -> None:
     """A row that is neither listed, nor a request either way, nor a subscription has no reason to exist."""
     if not (item.listed or item.ask_out or item.pending_in or item.subscription != Subscription.NONE):
@@ -130,13 +140,9 @@ def accept_subscription(user: User, jid_text: str) -> RosterItem:
     """Accept a request in Requests: both sides now see each other's presence and list each other."""
     jid = parse_bare_jid(jid_text)
     with transaction.atomic():
-        mine = _existing_item(user, str(jid))
-        if mine is None or not mine.pending_in:
-            raise ContactError(f"There is no request from {jid} any more; it may have been withdrawn.")
+        mine = _answerable_request(user, jid)
         asker = local_user_for(jid)
-        mine.pending_in = False
         mine.listed = True
-        mine.request_message = ""
         _gain_from(mine)
         if asker is not None:
             theirs = _item(asker, user.jid)
@@ -158,11 +164,7 @@ def decline_subscription(user: User, jid_text: str) -> None:
     """Decline a request: the asker is told (as XMPP's `unsubscribed` would) and may ask again later."""
     jid = parse_bare_jid(jid_text)
     with transaction.atomic():
-        mine = _existing_item(user, str(jid))
-        if mine is None or not mine.pending_in:
-            raise ContactError(f"There is no request from {jid} any more; it may have been withdrawn.")
-        mine.pending_in = False
-        mine.request_message = ""
+        mine = _answerable_request(user, jid)
         _discard_if_empty(mine)
         asker = local_user_for(jid)
         if asker is not None:
@@ -269,12 +271,9 @@ def unblock_jid(user: User, jid_text: str) -> None:
 
 
 def _local_users_matching(jid: BareJid) -> list[int]:
-    if not jid.is_local:
-        return []
-    if jid.localpart:
-        peer = local_user_for(jid)
-        return [peer.pk] if peer else []
-    return []
+    """The local account a blocked JID names, whose view of the blocker changes (a domain names none)."""
+    peer = local_user_for(jid) if jid.localpart else None
+    return [peer.pk] if peer else []
 
 
 def search_directory(user: User, query: str, *, limit: int = 20) -> list[User]:

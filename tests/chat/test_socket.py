@@ -44,6 +44,27 @@ async def receive_until(socket: WebsocketCommunicator, text: str) -> str:
     return await asyncio.wait_for(read(), RECEIVE_TIMEOUT)
 
 
+async def open_socket(cookie: bytes) -> WebsocketCommunicator:
+    """A connected socket whose first frame (the full re-sync) has been read."""
+    socket = socket_for(cookie)
+    connected, _ = await socket.connect()
+    assert connected
+    await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+    return socket
+
+
+@pytest.fixture
+def friends(alice, bob):
+    actions.request_subscription(alice, bob.jid)
+    actions.accept_subscription(bob, alice.jid)
+    return alice, bob
+
+
+async def receive_show(socket: WebsocketCommunicator, jid: str, show: str) -> str:
+    """Frames until one shows the contact `jid` with presence `show` (not the user's own state)."""
+    return await receive_until(socket, f'data-jid="{jid}" data-show="{show}"')
+
+
 def run(scenario) -> None:
     asyncio.run(scenario())
 
@@ -69,10 +90,8 @@ def test_sockets_from_another_origin_are_refused(alice):
     run(scenario)
 
 
-def test_connecting_sends_the_whole_contact_list_and_marks_the_user_online(alice, bob):
-    cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
-    actions.request_subscription(alice, bob.jid)
-    actions.accept_subscription(bob, alice.jid)
+def test_connecting_sends_the_whole_contact_list_and_marks_the_user_online(friends, alice, bob):
+    cookies = {"bob": session_cookie(bob)}
 
     async def scenario():
         socket = socket_for(cookies["bob"])
@@ -88,49 +107,41 @@ def test_connecting_sends_the_whole_contact_list_and_marks_the_user_online(alice
     run(scenario)
 
 
-def test_presence_changes_reach_contacts_live(alice, bob):
+def test_presence_changes_reach_contacts_live(friends, alice, bob):
     cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
-    actions.request_subscription(alice, bob.jid)
-    actions.accept_subscription(bob, alice.jid)
 
     async def scenario():
-        alice_socket = socket_for(cookies["alice"])
-        await alice_socket.connect()
-        await alice_socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        alice_socket = await open_socket(cookies["alice"])
 
         bob_socket = socket_for(cookies["bob"])
         await bob_socket.connect()
-        assert 'data-show="available"' in await receive_until(alice_socket, 'data-jid="bob@imweb.localhost"')
+        await receive_show(alice_socket, bob.jid, "available")
 
         await database_sync_to_async(actions.set_presence)(bob, show="away", status="at lunch")
-        frame = await receive_until(alice_socket, "at lunch")
-        assert 'data-show="away"' in frame
+        frame = await receive_show(alice_socket, bob.jid, "away")
+        assert "at lunch" in frame
 
         await bob_socket.send_to(text_data=json.dumps({"type": "presence.active"}))
         await bob_socket.disconnect()
-        assert 'data-show="offline"' in await receive_until(alice_socket, 'data-show="offline"')
+        await receive_show(alice_socket, bob.jid, "offline")
         await alice_socket.disconnect()
 
     run(scenario)
 
 
-def test_idle_tab_makes_the_user_away_and_activity_brings_them_back(alice, bob):
+def test_idle_tab_makes_the_user_away_and_activity_brings_them_back(friends, alice, bob):
     cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
-    actions.request_subscription(alice, bob.jid)
-    actions.accept_subscription(bob, alice.jid)
 
     async def scenario():
-        alice_socket = socket_for(cookies["alice"])
-        await alice_socket.connect()
-        await alice_socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        alice_socket = await open_socket(cookies["alice"])
         bob_socket = socket_for(cookies["bob"])
         await bob_socket.connect()
-        await receive_until(alice_socket, 'data-show="available"')
+        await receive_show(alice_socket, bob.jid, "available")
 
         await bob_socket.send_to(text_data=json.dumps({"type": "presence.idle", "HEADERS": {}}))
-        await receive_until(alice_socket, 'data-show="away"')
+        await receive_show(alice_socket, bob.jid, "away")
         await bob_socket.send_to(text_data=json.dumps({"type": "presence.active", "HEADERS": {}}))
-        await receive_until(alice_socket, 'data-show="available"')
+        await receive_show(alice_socket, bob.jid, "available")
         await bob_socket.disconnect()
         await alice_socket.disconnect()
 
@@ -141,9 +152,7 @@ def test_a_request_appears_live_in_the_other_side_s_requests(alice, bob):
     cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
 
     async def scenario():
-        bob_socket = socket_for(cookies["bob"])
-        await bob_socket.connect()
-        await bob_socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        bob_socket = await open_socket(cookies["bob"])
 
         await database_sync_to_async(actions.request_subscription)(alice, bob.jid, message="hi, it's Alice")
 
@@ -168,9 +177,7 @@ def test_bad_frames_get_a_clear_error_and_the_socket_keeps_serving(alice, frame,
     cookies = {"alice": session_cookie(alice)}
 
     async def scenario():
-        socket = socket_for(cookies["alice"])
-        await socket.connect()
-        await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+        socket = await open_socket(cookies["alice"])
         await socket.send_to(text_data=frame)
         answer = await socket.receive_from(timeout=RECEIVE_TIMEOUT)
         assert error in answer and 'role="alert"' in answer
