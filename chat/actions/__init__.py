@@ -1,0 +1,52 @@
+"""The only code that changes chat state. Each action validates, authorises (only a conversation's current
+participants may read or write it), writes in one transaction, and wakes the affected users' sockets on commit.
+Views, consumers, the JSON API, federation and commands call these. The delivery contract is written down in
+`chat.actions.messages`."""
+
+from chat.actions.conversations import (
+    ConversationSummary,
+    accept_conversation_request,
+    conversations_for,
+    create_room,
+    invite,
+    leave,
+    remove_member,
+    rename_room,
+    set_topic,
+)
+from chat.actions.messages import (
+    clean_emoji,
+    delete_message,
+    direct_key,
+    edit_message,
+    mark_delivered,
+    mark_read,
+    messages_after,
+    messages_before,
+    react,
+    send_message,
+    unreact,
+)
+
+__all__ = [
+    "ConversationSummary",
+    "accept_conversation_request",
+    "clean_emoji",
+    "conversations_for",
+    "create_room",
+    "delete_message",
+    "direct_key",
+    "edit_message",
+    "invite",
+    "leave",
+    "mark_delivered",
+    "mark_read",
+    "messages_after",
+    "messages_before",
+    "react",
+    "remove_member",
+    "rename_room",
+    "send_message",
+    "set_topic",
+    "unreact",
+]

@@ -1,0 +1,315 @@
+"""Conversation actions: the conversation list, Requests, and rooms (create, invite, leave, remove, rename).
+
+Rooms are built from mutual contacts: whoever creates a room is its owner and may add only people who share
+presence with them both ways (`subscription` both) and who do not block them. Owners invite, remove, rename
+and set the topic; any member may leave. A room always keeps an owner while it has members: when the last
+owner leaves, the longest-standing member becomes one. Only current members read or write a room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.events import notify_users
+from accounts.jid import parse_bare_jid
+from accounts.models import BlockedJid, RosterItem, Subscription, User
+from chat.actions.common import (
+    CONVERSATION_REMOVED,
+    CONVERSATION_UPDATED,
+    clean_line,
+    current_members,
+    local_user_ids,
+    membership,
+    refuse_remote,
+)
+from chat.errors import ChatError, InvalidArgument, NotAContact, NotAllowed
+from chat.models import ROOM_NAME_MAX, TOPIC_MAX, Conversation, Message, Participant
+
+DEFAULT_ROOM_MAX_MEMBERS = 500
+
+
+def room_max_members() -> int:
+    return getattr(settings, "IMWEB_ROOM_MAX_MEMBERS", DEFAULT_ROOM_MAX_MEMBERS)
+
+
+# --- The conversation list --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One row of a user's conversation list."""
+
+    conversation: Conversation
+    participant: Participant  # the user's own: role, markers, is_request
+    last_message: Message | None  # with `sender` loaded
+    unread: int  # messages after the user's read marker, not theirs, not deleted
+    peer: Participant | None  # direct conversations: the other side (with `user` loaded when local)
+    peer_jid: str  # direct conversations: the other side's address, even if their account is gone
+
+    @property
+    def id(self) -> int:
+        return self.conversation.pk
+
+    @property
+    def is_request(self) -> bool:
+        return self.participant.is_request
+
+    @property
+    def is_room(self) -> bool:
+        return self.conversation.kind == Conversation.Kind.ROOM
+
+    @property
+    def title(self) -> str:
+        if self.is_room:
+            return self.conversation.name
+        if self.peer is not None and self.peer.user is not None:
+            return self.peer.user.name
+        return self.peer_jid
+
+
+def conversations_for(user: User, *, limit: int | None = None) -> list[ConversationSummary]:
+    """The user's current conversations, most recent activity first, each with its last message and unread
+    count; conversations they left are not included, requests are (flagged). Three queries, whatever the count.
+    """
+    unread = (
+        Message.objects.filter(
+            conversation_id=OuterRef("conversation_id"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True
+        )
+        .exclude(sender_jid=user.jid)
+        .order_by()
+        .values("conversation_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    rows = (
+        Participant.objects.filter(user=user, left_at__isnull=True)
+        .select_related("conversation")
+        .annotate(
+            unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
+            activity=Coalesce("conversation__last_message_at", "conversation__created_at"),
+        )
+        .order_by("-activity", "-conversation_id")
+    )
+    mine = list(rows if limit is None else rows[:limit])
+    ids = [p.conversation_id for p in mine]
+    direct_ids = [p.conversation_id for p in mine if p.conversation.kind == Conversation.Kind.DIRECT]
+    # The newest message of each: its seq is the conversation's counter, so the unique index finds it.
+    last = {
+        m.conversation_id: m
+        for m in Message.objects.filter(conversation_id__in=ids, seq=F("conversation__last_seq")).select_related(
+            "sender"
+        )
+    }
+    peers = {
+        p.conversation_id: p
+        for p in Participant.objects.filter(conversation_id__in=direct_ids).exclude(user=user).select_related("user")
+    }
+    summaries = []
+    for p in mine:
+        conversation = p.conversation
+        peer_jid = ""
+        if conversation.kind == Conversation.Kind.DIRECT:
+            peer = peers.get(conversation.pk)
+            peer_jid = peer.jid if peer else _other_jid(conversation, user)
+        summaries.append(
+            ConversationSummary(
+                conversation=conversation,
+                participant=p,
+                last_message=last.get(conversation.pk),
+                unread=p.unread,
+                peer=peers.get(conversation.pk),
+                peer_jid=peer_jid,
+            )
+        )
+    return summaries
+
+
+def _other_jid(conversation: Conversation, user: User) -> str:
+    others = [jid for jid in (conversation.direct_key or "").split(" ") if jid and jid != user.jid]
+    return others[0] if others else ""
+
+
+def accept_conversation_request(user: User, conversation_id: int | str) -> Participant:
+    """Move a conversation out of the user's Requests: from now on its messages notify them as usual.
+
+    Accepting one that is not (or no longer) a request changes nothing. The sender is not told.
+    """
+    with transaction.atomic():
+        mine = membership(user, conversation_id)
+        if mine.is_request:
+            mine.is_request = False
+            mine.save(update_fields=["is_request"])
+            notify_users([user.pk], CONVERSATION_UPDATED, conversation=mine.conversation_id)
+    return mine
+
+
+# --- Rooms ------------------------------------------------------------------------------------------------
+
+
+def _addable(owner: User, jids: list[str]) -> dict[str, User]:
+    """The local accounts behind `jids`, each a mutual contact of `owner` who does not block them, else
+    NotAContact naming every one that is not (a block looks like a missing contact, on purpose)."""
+    if not jids:
+        return {}
+    contacts = set(
+        RosterItem.objects.filter(owner=owner, jid__in=jids, subscription=Subscription.BOTH).values_list(
+            "jid", flat=True
+        )
+    )
+    by_jid = {u.jid: u for u in User.objects.filter(username__in=[j.partition("@")[0] for j in jids], is_active=True)}
+    blockers = set(
+        BlockedJid.objects.filter(owner__in=by_jid.values(), jid__in=[owner.jid, settings.IMWEB_DOMAIN]).values_list(
+            "owner_id", flat=True
+        )
+    )
+    blocked_by_owner = set(BlockedJid.objects.filter(owner=owner, jid__in=jids).values_list("jid", flat=True))
+    if blocked_by_owner:
+        raise ChatError(f"You have blocked {', '.join(sorted(blocked_by_owner))}. Unblock them first.")
+    missing = [j for j in jids if j not in contacts or j not in by_jid or by_jid[j].pk in blockers]
+    if missing:
+        raise NotAContact(missing)
+    return {j: by_jid[j] for j in jids}
+
+
+def _member_jids(owner: User, texts: Sequence[str]) -> list[str]:
+    jids: list[str] = []
+    for text in texts:
+        jid = parse_bare_jid(text)
+        refuse_remote(jid)
+        if str(jid) != owner.jid and str(jid) not in jids:
+            jids.append(str(jid))
+    return jids
+
+
+def _room_membership(user: User, conversation_id: int | str, *, owner: bool) -> Participant:
+    mine = membership(user, conversation_id)
+    if mine.conversation.kind != Conversation.Kind.ROOM:
+        raise InvalidArgument("That is a conversation between two people, not a room.")
+    if owner and mine.role != Participant.Role.OWNER:
+        raise NotAllowed("Only the room's owners can do that.")
+    return mine
+
+
+def create_room(user: User, name: str, topic: str = "", members: Sequence[str] = ()) -> Conversation:
+    """Create a room owned by `user` with these members (bare JIDs of mutual contacts). Everyone is told.
+
+    Raises InvalidArgument (name, topic, too many members), InvalidJid, RemoteNotSupported, NotAContact.
+    """
+    name = clean_line(name, "A room name", ROOM_NAME_MAX, required=True)
+    topic = clean_line(topic, "A topic", TOPIC_MAX, required=False)
+    jids = _member_jids(user, members)
+    limit = room_max_members()
+    if len(jids) + 1 > limit:
+        raise InvalidArgument(f"A room can have at most {limit} members (this one would have {len(jids) + 1}).")
+    with transaction.atomic():
+        people = _addable(user, jids)
+        room = Conversation.objects.create(kind=Conversation.Kind.ROOM, name=name, topic=topic)
+        Participant.objects.bulk_create(
+            [
+                Participant(conversation=room, jid=user.jid, user=user, role=Participant.Role.OWNER),
+                *(Participant(conversation=room, jid=jid, user=person) for jid, person in people.items()),
+            ]
+        )
+        notify_users([user.pk, *(p.pk for p in people.values())], CONVERSATION_UPDATED, conversation=room.pk)
+    return room
+
+
+def invite(owner: User, conversation_id: int | str, jid_text: str) -> Participant:
+    """Add a mutual contact to a room the caller owns. They see the room's history; their unread count starts
+    at zero. Someone who left or was removed comes back as a member."""
+    jid = parse_bare_jid(jid_text)
+    refuse_remote(jid)
+    with transaction.atomic():
+        mine = _room_membership(owner, conversation_id, owner=True)
+        room = mine.conversation
+        existing = Participant.objects.filter(conversation=room, jid=str(jid)).first()
+        if existing is not None and existing.is_current:
+            raise ChatError(f"{jid} is already in this room.")
+        person = _addable(owner, [str(jid)])[str(jid)]
+        members = current_members(room)
+        limit = room_max_members()
+        if len(members) >= limit:
+            raise InvalidArgument(f"A room can have at most {limit} members.")
+        fields = {
+            "user": person,
+            "role": Participant.Role.MEMBER,
+            "left_at": None,
+            "last_read_seq": room.last_seq,
+            "last_delivered_seq": room.last_seq,
+            "is_request": False,
+        }
+        if existing is None:
+            added = Participant.objects.create(conversation=room, jid=str(jid), **fields)
+        else:
+            for field, value in fields.items():
+                setattr(existing, field, value)
+            existing.joined_at = timezone.now()
+            existing.save()
+            added = existing
+        notify_users([*local_user_ids(members), person.pk], CONVERSATION_UPDATED, conversation=room.pk)
+    return added
+
+
+def _depart(participant: Participant, remaining: list[Participant]) -> None:
+    """Inside a transaction: `participant` is out; if they were the last owner, the longest-standing member
+    takes over, so a room with members always has someone who can manage it."""
+    participant.left_at = timezone.now()
+    participant.save(update_fields=["left_at"])
+    if participant.role == Participant.Role.OWNER and not any(p.role == Participant.Role.OWNER for p in remaining):
+        heir = min(remaining, key=lambda p: (p.joined_at, p.pk), default=None)
+        if heir is not None:
+            heir.role = Participant.Role.OWNER
+            heir.save(update_fields=["role"])
+    conversation_id = participant.conversation_id
+    notify_users(local_user_ids(remaining), CONVERSATION_UPDATED, conversation=conversation_id)
+    notify_users([participant.user_id], CONVERSATION_REMOVED, conversation=conversation_id)
+
+
+def leave(user: User, conversation_id: int | str) -> None:
+    """Leave a room: it disappears from the user's list and they can no longer read it."""
+    with transaction.atomic():
+        mine = _room_membership(user, conversation_id, owner=False)
+        remaining = [p for p in current_members(mine.conversation) if p.pk != mine.pk]
+        _depart(mine, remaining)
+
+
+def remove_member(owner: User, conversation_id: int | str, jid_text: str) -> None:
+    """Remove someone from a room the caller owns (to leave it yourself, use `leave`)."""
+    jid = parse_bare_jid(jid_text)
+    with transaction.atomic():
+        mine = _room_membership(owner, conversation_id, owner=True)
+        if str(jid) == owner.jid:
+            raise InvalidArgument("To leave the room yourself, use Leave.")
+        members = current_members(mine.conversation)
+        target = next((p for p in members if p.jid == str(jid)), None)
+        if target is None:
+            raise ChatError(f"{jid} is not in this room.")
+        _depart(target, [p for p in members if p.pk != target.pk])
+
+
+def _update_room(owner: User, conversation_id: int | str, **fields: str) -> Conversation:
+    with transaction.atomic():
+        mine = _room_membership(owner, conversation_id, owner=True)
+        room = mine.conversation
+        for field, value in fields.items():
+            setattr(room, field, value)
+        room.save(update_fields=list(fields))
+        notify_users(local_user_ids(current_members(room)), CONVERSATION_UPDATED, conversation=room.pk)
+    return room
+
+
+def rename_room(owner: User, conversation_id: int | str, name: str) -> Conversation:
+    """Rename a room the caller owns."""
+    return _update_room(owner, conversation_id, name=clean_line(name, "A room name", ROOM_NAME_MAX, required=True))
+
+
+def set_topic(owner: User, conversation_id: int | str, topic: str) -> Conversation:
+    """Set (or clear, with "") the topic of a room the caller owns."""
+    return _update_room(owner, conversation_id, topic=clean_line(topic, "A topic", TOPIC_MAX, required=False))

@@ -1,0 +1,147 @@
+"""Conversation data: conversations (1:1 and rooms), who is in them, their messages and reactions.
+
+Every participant and every sender is a bare JID, so people on other XMPP servers fit in the same rows as
+local users (their `user`/`sender` is null); only delivery differs. Rows change only through `chat.actions`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+# RFC 7622 allows 1023 bytes per part; accounts.RosterItem uses the same bound for a bare JID.
+JID_MAX_LENGTH = 2047
+ROOM_NAME_MAX = 64
+TOPIC_MAX = 280
+EMOJI_MAX_LENGTH = 64
+
+
+class Conversation(models.Model):
+    """A 1:1 conversation or a room, with its own message sequence.
+
+    `last_seq` is the sequence number of the newest message: each send increments it in the same transaction
+    as the insert, so a conversation's messages are numbered 1, 2, 3, ... with no gap, and a client that
+    missed pushes asks for "everything after the seq I have".
+    """
+
+    class Kind(models.TextChoices):
+        DIRECT = "direct", "Direct"
+        ROOM = "room", "Room"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=ROOM_NAME_MAX, blank=True)
+    topic = models.CharField(max_length=TOPIC_MAX, blank=True)
+    # Direct conversations only: the two bare JIDs, sorted, joined by a space (which no JID contains), so
+    # there is exactly one conversation per pair. Null for rooms (NULLs never collide in a unique index).
+    direct_key = models.CharField(max_length=2 * JID_MAX_LENGTH + 1, null=True, blank=True, unique=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="room", direct_key__isnull=True) | models.Q(kind="direct"),
+                name="chat_conversation_room_has_no_direct_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.ROOM:
+            return self.name or f"room {self.pk}"
+        return f"direct {self.direct_key or self.pk}"
+
+
+class Participant(models.Model):
+    """Someone in a conversation, with their read and delivery markers (sequence numbers).
+
+    `left_at` is set when they leave or are removed; the row stays so re-inviting keeps one row per JID.
+    `is_request`: the conversation was started by someone not in their contacts, so it waits in their Requests
+    folder, without notifications, until they accept it or reply.
+    """
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MEMBER = "member", "Member"
+
+    # No separate index on conversation: the unique (conversation, jid) index starts with it.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="participants", db_index=False
+    )
+    jid = models.CharField(max_length=JID_MAX_LENGTH)
+    # Null for people on other servers. A deleted account takes its participations with it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="participations"
+    )
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+    last_delivered_seq = models.PositiveBigIntegerField(default=0)
+    is_request = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("conversation", "jid", name="chat_participant_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.jid} in {self.conversation_id}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.left_at is None
+
+
+class Message(models.Model):
+    """One message: numbered by `seq` within its conversation, deduplicated by (sender_jid, client_id).
+
+    A deleted message stays as a tombstone (empty body, `deleted_at` set) so sequence numbers never gap and
+    replies to it still point somewhere.
+    """
+
+    # No separate index on conversation: the unique (conversation, seq) index starts with it, and it is the
+    # index every range read ("seq > n", "seq < n") uses.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    seq = models.PositiveBigIntegerField()
+    sender_jid = models.CharField(max_length=JID_MAX_LENGTH)
+    # Null for people on other servers, and once the sender's account is deleted (sender_jid remains).
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Chosen by the sending client: a retried send (after a dropped connection) is stored once.
+    client_id = models.UUIDField()
+    body = models.TextField(blank=True)
+    # Set by the send action to the same instant it stores as the conversation's last_message_at.
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    reply_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("conversation", "seq", name="chat_message_seq_unique"),
+            models.UniqueConstraint("sender_jid", "client_id", name="chat_message_client_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}#{self.seq} from {self.sender_jid}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class Reaction(models.Model):
+    """One person's emoji (or short :name:) on a message; a person may use several emoji on one message."""
+
+    # No separate index on message: the unique (message, jid, emoji) index starts with it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions", db_index=False)
+    jid = models.CharField(max_length=JID_MAX_LENGTH)
+    emoji = models.CharField(max_length=EMOJI_MAX_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("message", "jid", "emoji", name="chat_reaction_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.jid} {self.emoji} on {self.message_id}"
