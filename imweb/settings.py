@@ -245,6 +245,17 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Federation (XMPP server-to-server; read and checked by federation.conf) -----------------------------
+IMWEB_S2S_PORT = env_int("IMWEB_S2S_PORT", 5269)
+IMWEB_S2S_BIND = os.environ.get("IMWEB_S2S_BIND", "")
+IMWEB_S2S_TLS = os.environ.get("IMWEB_S2S_TLS", "required")
+IMWEB_TLS_CERT = os.environ.get("IMWEB_TLS_CERT", "")
+IMWEB_TLS_KEY = os.environ.get("IMWEB_TLS_KEY", "")
+IMWEB_S2S_PEERS = os.environ.get("IMWEB_S2S_PEERS", "")
+IMWEB_DIALBACK_SECRET = os.environ.get("IMWEB_DIALBACK_SECRET", "")
+IMWEB_DNS_SERVER = os.environ.get("IMWEB_DNS_SERVER", "")
+IMWEB_S2S_HANDSHAKE_TIMEOUT = os.environ.get("IMWEB_S2S_HANDSHAKE_TIMEOUT", "")
+
 # --- Email ----------------------------------------------------------------------------------------------
 _EMAIL_BACKENDS = {
     "console": "django.core.mail.backends.console.EmailBackend",

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests drive for real (Chromium for the browser tests), when missing.
+# Installs the system packages the tests drive for real (Chromium for the browser tests, Prosody for the s2s
+# interop tests), when missing.
 set -euo pipefail
 
 declare -A package_for=(
   [/usr/bin/chromium]=chromium
+  [/usr/bin/prosody]=prosody
+  # Only a Recommends of prosody, but without it Prosody ignores `unbound = {...}` and so our test DNS server.
+  [/usr/lib/x86_64-linux-gnu/lua/5.4/lunbound.so]=lua-unbound
+  [/usr/bin/openssl]=openssl
 )
 missing=()
+# -e, not -x: lunbound.so is a library, not a program.
 for binary in "${!package_for[@]}"; do
-  [ -x "$binary" ] || missing+=("${package_for[$binary]}")
+  [ -e "$binary" ] || missing+=("${package_for[$binary]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

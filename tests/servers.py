@@ -128,6 +128,9 @@ class Service:
                 "IMWEB_EMAIL_BACKEND": "file",
                 "IMWEB_EMAIL_FILE_PATH": str(self.mail_dir),
                 "IMWEB_WORKER_CONCURRENCY": "1",
+                # The federation listener runs too, as under `make run`, on a port of its own.
+                "IMWEB_S2S_PORT": str(free_port()),
+                "IMWEB_S2S_BIND": "127.0.0.1",
                 "PYTHONUNBUFFERED": "1",
             }
         )
