@@ -174,3 +174,26 @@ class PresenceSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user.username}/{self.resource}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API (`Authorization: Bearer <token>`).
+
+    Only the SHA-256 of the token is stored: the token is shown once, when it is issued, and a copy of the
+    database lets nobody in. A token stops working when it is revoked or its user is deactivated or deleted.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=64, blank=True)
+    # Hex SHA-256 of the whole token; the token has 256 bits of randomness, so no salt or slow hash is needed.
+    key_hash = models.CharField(max_length=64, unique=True)
+    # The token's first characters, shown in lists so people can tell their tokens apart.
+    prefix = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user.username}: {self.name or self.prefix}"
