@@ -12,6 +12,7 @@ test: $(VENV)/.installed-dev system-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+	$(PY) -m tests.scaled.on_postgres
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .

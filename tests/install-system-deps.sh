@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests drive for real (Chromium for the browser tests, Prosody for the s2s
-# interop tests), when missing.
+# interop tests, PostgreSQL and redis-server for the scaled-mode tests), when missing.
 set -euo pipefail
 
 declare -A package_for=(
@@ -9,12 +9,15 @@ declare -A package_for=(
   # Only a Recommends of prosody, but without it Prosody ignores `unbound = {...}` and so our test DNS server.
   [/usr/lib/x86_64-linux-gnu/lua/5.4/lunbound.so]=lua-unbound
   [/usr/bin/openssl]=openssl
+  [/usr/bin/redis-server]=redis-server
 )
 missing=()
 # -e, not -x: lunbound.so is a library, not a program.
 for binary in "${!package_for[@]}"; do
   [ -e "$binary" ] || missing+=("${package_for[$binary]}")
 done
+# PostgreSQL's server programs live under a versioned folder (/usr/lib/postgresql/15/bin on Debian 12).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,12 +1,15 @@
-"""Real servers that tests start and stop by PID: the embedded Valkey, and imweb itself as `make run` starts it."""
+"""Real servers that tests start and stop by PID: the embedded Valkey, imweb itself as `make run` starts it, and
+for the scaled mode a throwaway PostgreSQL cluster and a redis-server."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -167,3 +170,152 @@ class Service:
         if not self.mail_dir.exists():
             return []
         return [path.read_text() for path in sorted(self.mail_dir.iterdir(), key=lambda p: p.stat().st_mtime)]
+
+
+def _postgres_bin(name: str) -> str:
+    """A PostgreSQL server program from the newest installed major version (Debian keeps them off PATH)."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda path: int(path.parts[-3].split(".")[0])
+    )
+    if not candidates:
+        raise RuntimeError(f"PostgreSQL's {name} is missing; run tests/install-system-deps.sh (apt package postgresql)")
+    return str(candidates[-1])
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster listening on 127.0.0.1:<free port>, stopped by PID and deleted afterwards.
+
+    As root it runs as the `postgres` system user (PostgreSQL refuses to run as root). The server is started with
+    Popen(user=...) rather than under `runuser`: runuser stays the parent and SIGKILLs its child two seconds after
+    forwarding a signal, which would turn a clean fast shutdown into a crash; this way the PID we hold is the
+    postmaster's own. The cluster lives in a fresh folder under the system temp dir, because pytest's own temp
+    folders are private to root and the postgres user could not enter them.
+    """
+
+    SYSTEM_USER = "postgres"
+
+    def __init__(self, *, port: int | None = None, durable: bool = False) -> None:
+        self.port = port or free_port()
+        # durable=False (tests): no fsync, as every throwaway test database does. Benchmarks pass durable=True so
+        # every commit reaches the disk, as in production.
+        self.durable = durable
+        self.base_dir = Path(tempfile.mkdtemp(prefix="imweb-pg-"))
+        self.data_dir = self.base_dir / "data"
+        self.log_path = self.base_dir / "postgres.log"
+        self.process: subprocess.Popen | None = None
+        self._as_root = os.geteuid() == 0
+        self._user = self.SYSTEM_USER if self._as_root else None
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str = "imweb") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _popen(self, argv: list[str], **kwargs: object) -> subprocess.Popen:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        return subprocess.Popen(argv, user=self._user, env=env, cwd=self.base_dir, **kwargs)  # type: ignore[call-overload]
+
+    def accepts(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.admin_url.replace("postgres://", "postgresql://"), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def start(self) -> Postgres:
+        (self.base_dir / "run").mkdir()
+        if self._as_root:
+            shutil.chown(self.base_dir, self.SYSTEM_USER, self.SYSTEM_USER)
+            shutil.chown(self.base_dir / "run", self.SYSTEM_USER, self.SYSTEM_USER)
+        with self.log_path.open("ab") as log:
+            initdb = self._popen(
+                [_postgres_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                 "--locale=C.UTF-8", "--no-sync"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            if initdb.wait(120) != 0:
+                raise RuntimeError(f"initdb failed:\n{self.log_path.read_text()}")
+            settings = ["-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.base_dir / 'run'}"]
+            if not self.durable:
+                settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            self.process = self._popen(
+                [_postgres_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port), *settings],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+        def up() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            return self.accepts()
+
+        wait_for(up, 60, f"PostgreSQL on 127.0.0.1:{self.port}", interval=0.1)
+        return self
+
+    def create_database(self, name: str = "imweb") -> str:
+        """Create an empty database and return its URL."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            # SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected, the cluster shuts down cleanly.
+            # (SIGTERM, "smart", would wait for every client to leave.)
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+class RedisServer:
+    """A redis-server (the system package) on 127.0.0.1:<free port>, persistence off, stopped by PID."""
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="imweb-redis-"))
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5).ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+
+    def start(self) -> RedisServer:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError("redis-server is missing; run tests/install-system-deps.sh (apt package redis-server)")
+        self.process = subprocess.Popen(
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir), "--loglevel", "warning", "--maxclients", "10000"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        def up() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            return self.ping()
+
+        wait_for(up, 20, f"redis-server on 127.0.0.1:{self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+        shutil.rmtree(self.dir, ignore_errors=True)
