@@ -1,0 +1,50 @@
+"""Scaled mode end to end: PostgreSQL + redis-server + two Daphne processes + a Celery worker and beat (+ the
+federation listener), started as README "Scaling out" tells operators. People on different web processes see
+each other live, because fan-out goes through Redis and the truth is in PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from tests.scaled.site import Person, healthz, receive_until
+
+DOMAIN = "imweb.localhost"
+
+
+def shows(jid: str, show_pattern: str):
+    """A predicate: the frame renders the contact row of `jid` with a presence matching `show_pattern`."""
+    row = re.compile(rf'data-jid="{re.escape(jid)}" data-show="({show_pattern})"')
+    return lambda frame: row.search(frame) is not None
+
+
+def test_every_web_process_is_healthy_on_the_shared_database_and_redis(scaled_site):
+    for url in scaled_site.web_urls:
+        status, checks = healthz(url)
+        assert (status, checks) == (200, {"status": "ok", "checks": {"database": "ok", "channel_layer": "ok"}})
+
+
+def test_people_on_different_web_processes_see_each_other_live_and_a_dead_process_is_swept(scaled_site):
+    web1, web2 = scaled_site.web_urls
+    alice = Person(web1, "alice").sign_up()
+    bob = Person(web2, "bob").sign_up()
+    alice_jid, bob_jid = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
+
+    # Contact request made on one process, accepted on the other: both rows are in PostgreSQL.
+    assert alice.post("/contacts/add", {"jid": bob_jid}).status_code == 200
+    assert bob.post("/contacts/accept", {"jid": alice_jid}).status_code == 200
+
+    with alice.open_socket() as alice_ws:
+        receive_until(alice_ws, shows(bob_jid, "unavailable|offline|unknown"), 15, "Bob offline on Alice's screen")
+        with bob.open_socket() as bob_ws:
+            # Bob's socket on web 2 comes online; Alice's socket on web 1 is told through Redis.
+            receive_until(bob_ws, shows(alice_jid, "available"), 15, "Alice online on Bob's screen")
+            receive_until(alice_ws, shows(bob_jid, "available"), 15, "Bob online on Alice's screen")
+
+            # A web process dies without a word (no disconnect, no close_session): Bob's heartbeats stop, and the
+            # beat's sweep, run by the worker, marks him offline; Alice, on the surviving process, is told.
+            web2_process = next(p for p in scaled_site.processes if p.name == "web2")
+            web2_process.popen.send_signal(signal.SIGKILL)
+            web2_process.popen.wait(10)
+            receive_until(alice_ws, shows(bob_jid, "unavailable|offline"), 30, "Bob swept offline on Alice's screen")
+    assert healthz(web1)[0] == 200
