@@ -53,6 +53,8 @@ class User(AbstractUser):
     show_last_seen = models.BooleanField("show my last-seen time to my contacts", default=True)
     directory_visible = models.BooleanField("let people on this server find me by name", default=True)
     idle_away_minutes = models.PositiveSmallIntegerField("go away after this many idle minutes", default=5)
+    send_read_markers = models.BooleanField("tell people when I have read their messages", default=True)
+    send_typing = models.BooleanField("show people when I am typing", default=True)
     # Notifications
     email_missed_messages = models.BooleanField("email me about messages I have not read", default=True)
 
