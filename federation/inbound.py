@@ -96,10 +96,19 @@ class InboundStream:
             for task in self.verifying.values():
                 task.cancel()
             self.wire.close()
+            self.service.inbound.discard(self)
+            for domain in self.authenticated:
+                if not self.service.connected_in(domain):
+                    self.service.stream_state(domain, connected_in=False)
             if self.delivery_task is not None:
                 # Stanzas accepted before the end are still delivered: they were taken from the peer.
                 await self.deliveries.put(None)
             await self.wire.wait_closed()
+
+    def refuse(self, reason: str) -> None:
+        """The operator denied a domain on this stream: close it with a policy-violation (RFC 6120 §4.9.3.14)."""
+        logger.info("%s: closing: %s", self.label, reason)
+        self.wire.fail(StreamError("policy-violation", reason), header=None if self.header_sent else self._header())
 
     def shutdown(self) -> None:
         """The service is stopping: tell the peer (RFC 6120 §4.9.3.21) and close."""
@@ -242,6 +251,12 @@ class InboundStream:
             raise StreamError("invalid-from", f"{claimed!r} is not a remote server's domain")
         if domain in self.authenticated or domain in self.verifying:
             return
+        if domain in self.service.denied:
+            # The whole stream ends rather than a dialback error for this domain (XEP-0220 §2.4): a denied
+            # server must not keep a connection open to us at all, and policy-violation (RFC 6120 §4.9.3.14)
+            # with its text tells the peer's operator exactly why, where a dialback error would read as a
+            # transient failure and be retried.
+            raise StreamError("policy-violation", f"federation with {domain} is disabled by this server's operator")
         if len(self.authenticated) + len(self.verifying) >= self.config.max_domains_per_stream:
             raise StreamError("policy-violation", "too many domains on one stream")
         key = (element.text or "").strip()
@@ -266,6 +281,9 @@ class InboundStream:
             # Authenticated peers may send stanzas up to the full size (RFC 6120 §13.12, Prosody: 512 kB).
             self.wire.parser.set_max_stanza_bytes(self.config.max_stanza_bytes)
             logger.info("%s: %s authenticated by dialback", self.label, domain)
+            self.service.stream_state(
+                domain, connected_in=True, tls=self.wire.tls_version is not None, auth_method="dialback"
+            )
         else:
             logger.warning("%s: the authoritative server of %s denied the key", self.label, domain)
         self.wire.send(

@@ -124,6 +124,10 @@ class OutboundStream:
                     f"{self.config.handshake_timeout:.0f} s"
                 ) from None
             self.pool.succeeded(self.domain)
+            assert self.wire is not None
+            self.service.stream_state(
+                self.domain, connected_out=True, tls=self.wire.tls_version is not None, auth_method="dialback"
+            )
             logger.info("%s: authenticated, sending", self.label)
             reason = await self._serve()
         except _Failed as failed:
@@ -376,6 +380,8 @@ class OutboundPool:
             return existing
         if self.closed:
             raise DeliveryError("the federation service is stopping")
+        if domain in self.service.denied:
+            raise DeliveryError(f"federation with {domain} is disabled by this server's operator")
         failure = self.failures.get(domain)
         if failure is not None:
             _, retry_at, reason = failure
@@ -425,6 +431,16 @@ class OutboundPool:
     def forget(self, stream: OutboundStream) -> None:
         if self.streams.get(stream.domain) is stream:
             del self.streams[stream.domain]
+            if stream.ready:
+                self.service.stream_state(stream.domain, connected_out=False)
+
+    def close_domain(self, domain: str) -> None:
+        """Close the stream to `domain`, if any (its operator-denied state refuses a new one)."""
+        stream = self.streams.pop(domain, None)
+        if stream is not None:
+            stream.close()
+            if stream.ready:
+                self.service.stream_state(domain, connected_out=False)
 
     def close_all(self) -> None:
         self.closed = True

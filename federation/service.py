@@ -54,6 +54,11 @@ class FederationService:
         self.tasks: set[asyncio.Task[None]] = set()
         self.server_tls: ssl.SSLContext | None = None
         self.client_tls: ssl.SSLContext | None = None
+        # Domains the operator denied (federation.policy); kept current by the outbox sender.
+        self.denied: set[str] = set()
+        # Told about stream events: state_listener(domain, connected_in=..., connected_out=..., tls=...,
+        # auth_method=...); the outbox sender records them on the domain's row for the operators' view.
+        self.state_listener: Callable[..., None] | None = None
 
     @property
     def domain(self) -> str:
@@ -101,6 +106,25 @@ class FederationService:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def stream_state(self, domain: str, **fields: object) -> None:
+        """A stream to or from `domain` changed (see `state_listener`); never raises."""
+        if self.state_listener is not None:
+            try:
+                self.state_listener(domain, **fields)
+            except Exception:  # (bookkeeping must never break a stream)
+                logger.exception("recording the stream state of %s failed", domain)
+
+    def connected_in(self, domain: str) -> bool:
+        return any(domain in stream.authenticated for stream in self.inbound)
+
+    def close_domain(self, domain: str, reason: str) -> None:
+        """Federation with `domain` was denied: close its streams (RFC 6120 §4.9.3.14 policy-violation)."""
+        for stream in list(self.inbound):
+            if domain in stream.authenticated or stream.peer_domain == domain:
+                stream.refuse(reason)
+        if self.pool is not None:
+            self.pool.close_domain(domain)
+
     # --- sending --------------------------------------------------------------------------------------------
 
     def enqueue(self, stanza: etree._Element) -> asyncio.Future[None]:
@@ -113,7 +137,7 @@ class FederationService:
         """
         if self.pool is None:
             raise RuntimeError("the federation service is not started")
-        stanza = _as_server_stanza(stanza)
+        stanza = as_server_stanza(stanza)
         sender, recipient = stanza.get("from"), stanza.get("to")
         if not sender or domain_of(sender) != self.config.domain:
             raise ValueError(f"a federated stanza must come from our domain {self.config.domain}, not {sender!r}")
@@ -164,7 +188,7 @@ class FederationService:
             self.inbound.discard(stream)
 
 
-def _as_server_stanza(stanza: etree._Element) -> etree._Element:
+def as_server_stanza(stanza: etree._Element) -> etree._Element:
     """A copy of `stanza` with its own elements in jabber:server, which our stream declares as the default
     namespace (RFC 6120 §4.8.3); children in other namespaces (receipts, chat states, ...) keep theirs."""
     name = etree.QName(stanza)
@@ -182,6 +206,9 @@ def _as_server_stanza(stanza: etree._Element) -> etree._Element:
         ):
             element.tag = f"{{{SERVER_NS}}}{name.localname}"
     return copied
+
+
+_as_server_stanza = as_server_stanza  # the name the transport tests use
 
 
 def _log_bounce_failure(future: asyncio.Future[None]) -> None:
