@@ -1,0 +1,248 @@
+"""What the benchmarks share: the servers they start (imweb embedded or scaled, the reference relay), the people
+they create, the load generator's client side, and measuring server processes by PID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.servers import BASE_DIR, Service, free_port, stop_process, wait_for
+
+USERS_SCRIPT = Path(__file__).with_name("users.py")
+CONNECT_TIMEOUT = 30.0
+
+
+# --- Servers ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server under test: where clients connect, how they authenticate and read pushes, and its PIDs."""
+
+    name: str
+    http_urls: list[str]
+    ws_path: str
+    pids: Callable[[], list[int]]
+    stop: Callable[[], object]
+    parse: Callable[[str], list[tuple[str, int]]]
+    manage: Callable[[str], str] | None = None  # runs code in `manage.py shell`, returns its output
+
+    def ws_url(self, index: int) -> str:
+        return self.http_urls[index % len(self.http_urls)].replace("http://", "ws://") + self.ws_path
+
+
+# imweb pushes rendered message partials (templates/chat/_message.html): <article id="msg-<conv>-<seq>" ...
+# data-client-id="<uuid>">. The client id says which send it was, the seq which stored message.
+_ARTICLE = re.compile(r'<article id="msg-\d+-(\d+)"[^>]*?data-client-id="([0-9a-f-]{36})"')
+
+
+def parse_imweb(frame: str) -> list[tuple[str, int]]:
+    return [(client_id, int(seq)) for seq, client_id in _ARTICLE.findall(frame)]
+
+
+def parse_relay(frame: str) -> list[tuple[str, int]]:
+    data = json.loads(frame)
+    return [(data["client_id"], data["seq"])] if data.get("type") == "message" else []
+
+
+def bench_env(settings_module: str = "bench.settings") -> dict[str, str]:
+    return {"DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(BASE_DIR), "IMWEB_LOG_LEVEL": "WARNING"}
+
+
+def start_embedded() -> Server:
+    """imweb as `make run` starts it (supervisor, SQLite, embedded Valkey), on free ports, with its own var dir."""
+    var_dir = Path(tempfile.mkdtemp(prefix="imweb-bench-"))  # short: the Valkey socket path must stay < 100 chars
+    env = bench_env()
+    service = Service(var_dir, env=env).start()
+    shell_env = {
+        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}},
+        **env,
+        "IMWEB_VAR_DIR": str(var_dir),
+        "IMWEB_EMAIL_BACKEND": "file",
+    }
+
+    def manage(code: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=BASE_DIR, env=shell_env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py shell failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def pids() -> list[int]:
+        assert service.process is not None
+        return [service.process.pid, *(p.pid for p in psutil.Process(service.process.pid).children(recursive=True))]
+
+    return Server("imweb", [service.url], "/ws/", pids, service.stop, parse_imweb, manage)
+
+
+def start_scaled(web_processes: int = 2) -> Server:
+    """imweb in scaled mode: durable PostgreSQL + redis-server + N Daphne + worker + beat (tests/scaled/site.py)."""
+    from tests.scaled.site import ScaledSite
+    from tests.servers import Postgres, RedisServer
+
+    postgres = Postgres(durable=True).start()
+    redis_server = RedisServer().start()
+    site = ScaledSite(
+        Path(tempfile.mkdtemp(prefix="imweb-bench-scaled-")),
+        database_url=postgres.create_database("imweb"),
+        redis_url=redis_server.url,
+        web_processes=web_processes,
+        env=bench_env(),
+    )
+    try:
+        site.start(federation=False)
+    except BaseException:
+        site.stop()
+        redis_server.stop()
+        postgres.stop()
+        raise
+
+    def stop() -> None:
+        site.stop()
+        redis_server.stop()
+        postgres.stop()
+
+    def pids() -> list[int]:
+        roots = [p.popen.pid for p in site.processes] + [postgres.process.pid, redis_server.process.pid]
+        found = []
+        for pid in roots:
+            try:
+                found += [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    def manage(code: str) -> str:
+        return site.manage("shell", "-c", code, timeout=600).stdout
+
+    return Server("imweb-scaled", site.web_urls, "/ws/", pids, stop, parse_imweb, manage)
+
+
+def start_relay() -> Server:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.relay", "--port", str(port)], cwd=BASE_DIR, stdout=subprocess.DEVNULL
+    )
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the relay exited with {process.returncode}")
+        return any(c.laddr.port == port for c in psutil.Process(process.pid).net_connections("tcp"))
+
+    wait_for(listening, 30, "the reference relay")
+    return Server("reference", [f"http://127.0.0.1:{port}"], "/", lambda: [process.pid], lambda: stop_process(process),
+                  parse_relay)  # fmt: skip
+
+
+# --- People -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    jid: str
+    session: str | None = None  # imweb: a logged-in session key; the relay: none (its URL names the user)
+
+
+def create_people(
+    server: Server, prefix: str, pairs: int, idle: int = 0
+) -> tuple[list[tuple[Person, Person]], list[Person]]:
+    """`pairs` sender/receiver pairs (mutual contacts) and `idle` people, each with a session."""
+    if server.manage is None:  # the relay has no accounts
+        made = [(Person(f"{prefix}s{n}@relay"), Person(f"{prefix}r{n}@relay")) for n in range(pairs)]
+        return made, [Person(f"{prefix}i{n}@relay") for n in range(idle)]
+    spec = json.dumps({"prefix": prefix, "pairs": pairs, "idle": idle})
+    output = server.manage(f"SPEC = {spec!r}\n" + USERS_SCRIPT.read_text())
+    line = next(line for line in output.splitlines() if line.startswith("BENCH-USERS "))
+    data = json.loads(line.removeprefix("BENCH-USERS "))
+    made = [(Person(**sender), Person(**receiver)) for sender, receiver in data["pairs"]]
+    return made, [Person(**person) for person in data["idle"]]
+
+
+async def open_socket(server: Server, person: Person, index: int = 0) -> ClientConnection:
+    """A WebSocket as the person: the session cookie and an allowed Origin for imweb, ?user= for the relay."""
+    url = server.ws_url(index)
+    if person.session is None:
+        return await connect(f"{url}?user={person.jid}", open_timeout=CONNECT_TIMEOUT, max_size=2**20)
+    origin = server.http_urls[index % len(server.http_urls)]
+    return await connect(
+        url, origin=origin, additional_headers={"Cookie": f"sessionid={person.session}"},
+        open_timeout=CONNECT_TIMEOUT, max_size=2**20, compression=None,
+    )  # fmt: skip
+
+
+# --- Measuring ------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return math.nan
+    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    sent_at: dict[str, float] = field(default_factory=dict)
+    seqs: dict[str, set[int]] = field(default_factory=dict)  # client id → seqs it was pushed with, at the receiver
+    latencies: list[float] = field(default_factory=list)
+    first_send: float = 0.0
+    last_receive: float = 0.0
+    all_received: asyncio.Event = field(default_factory=asyncio.Event)
+    sent_done: bool = False
+
+    @property
+    def received(self) -> int:
+        return len(self.seqs)
+
+    @property
+    def duplicated(self) -> int:
+        return sum(1 for seqs in self.seqs.values() if len(seqs) > 1)
+
+    def mark(self, client_id: str, seq: int) -> None:
+        if client_id not in self.sent_at:
+            return  # not one of ours (or an echo of our own send, on the sender's socket)
+        now = time.perf_counter()
+        if client_id not in self.seqs:
+            self.seqs[client_id] = set()
+            self.latencies.append(now - self.sent_at[client_id])
+            self.last_receive = now
+        self.seqs[client_id].add(seq)
+        if self.received >= self.sent and self.sent_done:
+            self.all_received.set()

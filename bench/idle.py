@@ -1,0 +1,121 @@
+"""Idle-user memory benchmark: open K logged-in WebSockets that then stay quiet, and measure how much the web
+process grew (RSS before/after), for imweb (one Daphne) and for the bare `websockets` relay as the reference.
+
+`python -m bench.idle [--users 1000] [--servers imweb,reference]`
+
+Prints the web process's RSS before and after and the growth per connected user. Every server is started by the
+script on loopback and stopped by PID; connecting is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+
+import psutil
+
+from bench.common import Person, Server, create_people, open_socket, rss_bytes, start_embedded, start_relay
+
+STARTERS = {"imweb": start_embedded, "reference": start_relay}
+CONNECT_CONCURRENCY = 50
+SETTLE_LIMIT_SECONDS = 15.0
+
+
+async def settled_rss(pids: list[int]) -> int:
+    """The web process's RSS once it stops moving (two samples 0.5 s apart within 1%), or after 15 s."""
+    deadline = time.monotonic() + SETTLE_LIMIT_SECONDS
+    previous = rss_bytes(pids)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        current = rss_bytes(pids)
+        if abs(current - previous) <= previous * 0.01:
+            return current
+        previous = current
+    return previous
+
+
+def web_pids(server: Server) -> list[int]:
+    """The process that holds the sockets: Daphne for imweb, the relay itself for the reference."""
+    found = []
+    for pid in server.pids():
+        try:
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if "daphne" in cmdline or "bench.relay" in cmdline:
+            found.append(pid)
+    return found
+
+
+async def hold(server: Server, people: list[Person], connect_seconds: float) -> dict:
+    pids = web_pids(server)
+    assert pids, f"no web process found for {server.name}"
+    before = rss_bytes(pids)
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    first_frames = 0
+
+    async def connected(person: Person):
+        nonlocal first_frames
+        async with gate:
+            ws = await open_socket(server, person)
+            if server.manage is not None:  # imweb answers every new socket with the person's contact list
+                await asyncio.wait_for(ws.recv(), 30)
+                first_frames += 1
+            return ws
+
+    started = time.perf_counter()
+    sockets = await asyncio.wait_for(asyncio.gather(*(connected(p) for p in people)), connect_seconds)
+    opening = time.perf_counter() - started
+    after = await settled_rss(pids)
+    still_open = sum(1 for ws in sockets if ws.protocol.state.name == "OPEN")
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return {
+        "server": server.name,
+        "users": len(people),
+        "open": still_open,
+        "before": before,
+        "after": after,
+        "per_user": (after - before) / len(people),
+        "accept_rate": len(people) / opening,
+    }
+
+
+def report(r: dict) -> None:
+    print(
+        f"[{r['server']}] idle users={r['users']} open={r['open']} web RSS before={r['before'] / 2**20:.1f} MiB "
+        f"after={r['after'] / 2**20:.1f} MiB per user={r['per_user'] / 1024:.1f} KiB "
+        f"(connected at {r['accept_rate']:.0f}/s)",
+        flush=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000, help="idle connected users (default 1000)")
+    parser.add_argument("--servers", default="imweb,reference", help="comma-separated: imweb, reference")
+    args = parser.parse_args()
+    names = [name.strip() for name in args.servers.split(",") if name.strip()]
+    if not names or any(name not in STARTERS for name in names):
+        parser.error(f"--servers takes {', '.join(STARTERS)}")
+    if not 1 <= args.users <= 15_000:
+        parser.error("--users must be 1-15000")
+    results = {}
+    for name in names:
+        server = STARTERS[name]()
+        try:
+            _, people = create_people(server, f"i{uuid.uuid4().hex[:6]}", 0, idle=args.users)
+            results[name] = asyncio.run(hold(server, people, connect_seconds=60 + args.users / 10))
+        finally:
+            server.stop()
+        report(results[name])
+    if "imweb" in results and "reference" in results and results["reference"]["per_user"] > 0:
+        ratio = results["imweb"]["per_user"] / results["reference"]["per_user"]
+        print(f"[ratio imweb/reference] memory per idle user={ratio:.1f}x")
+    return 0 if all(r["open"] == r["users"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

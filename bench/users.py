@@ -1,0 +1,40 @@
+"""Run inside `manage.py shell -c` by bench.common.create_users: creates the benchmark's people through the
+actions, makes each pair mutual contacts, and prints one JSON line with a logged-in session key per person.
+
+Expects SPEC (a JSON string) to be defined before this code: {"prefix": str, "pairs": int, "idle": int}.
+People get no usable password (nobody logs in with one); their sessions are made the way django.contrib.auth's
+login() makes them, which skips a password hash per person (Argon2, ~0.1 s each) and the sign-up rate limit.
+"""
+
+import json
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+from accounts import actions
+from accounts.models import User
+
+spec = json.loads(SPEC)  # noqa: F821  (defined by the caller, see the docstring)
+store = import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def person(username):
+    user = User.objects.create_user(username, f"{username}@bench.invalid", None)
+    session = store()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return user, {"jid": user.jid, "session": session.session_key}
+
+
+pairs = []
+for n in range(spec["pairs"]):
+    sender, sender_info = person(f"{spec['prefix']}s{n}")
+    receiver, receiver_info = person(f"{spec['prefix']}r{n}")
+    actions.request_subscription(sender, receiver.jid)
+    actions.accept_subscription(receiver, sender.jid)
+    pairs.append([sender_info, receiver_info])
+idle = [person(f"{spec['prefix']}i{n}")[1] for n in range(spec["idle"])]
+print("BENCH-USERS " + json.dumps({"pairs": pairs, "idle": idle}))
