@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "django_htmx",
+    "ninja",  # its static Swagger UI assets, served from our own origin (the CDN template breaks our CSP)
     "allauth",
     "allauth.account",
     "accounts",

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),
     path("contacts/", include("accounts.contacts_urls")),
+    path("api/v1/", include("chat.api.urls")),
     path("", include("chat.urls")),
 ]
 
