@@ -1,6 +1,19 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_search_index(using: str, **kwargs: object) -> None:
+    from django.db import connections
+
+    from chat import search
+
+    search.ensure_index(connections[using])
 
 
 class ChatConfig(AppConfig):
     name = "chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # A migration that rebuilds chat_message on SQLite drops the search triggers: put them back (chat.search).
+        post_migrate.connect(_ensure_search_index, sender=self, dispatch_uid="chat.search.ensure_index")

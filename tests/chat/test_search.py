@@ -1,0 +1,237 @@
+"""Full-text search of messages (`chat.actions.search_messages`) and a hit in context (`messages_around`).
+
+Runs on SQLite (FTS5) in the main session and again on PostgreSQL (tests/scaled/on_postgres.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import lxml.html
+import pytest
+from django.db import connection
+
+from accounts import actions as accounts
+from chat import actions, search
+from chat.errors import InvalidArgument, NoSuchMessage, NotFound
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db
+
+# (query, whether it finds "hello world, héllo again"): every word typed must appear; operators are words.
+HOSTILE_QUERIES = [
+    ('"', None),
+    ('"unbalanced', False),
+    ("'", None),
+    ("hello OR", False),
+    ("AND", False),
+    ("NOT hello", False),
+    ("hello -world", True),
+    ("*", None),
+    ("hel*", True),
+    ("^hello", True),
+    ("hello NEAR(world)", False),
+    ("body:hello", False),
+    ("(hello", True),
+    ("hello)", True),
+    ("{hello world}", True),
+    ("hello & | ! <->", True),
+    ("'hello':*", True),
+    ("hello\\", True),
+    ("%_%", None),
+    ("x' OR '1'='1", False),
+    ("hello; DROP TABLE chat_message; --", False),
+    ("\u202ehello", True),
+    ("ｈｅｌｌｏ", True),  # noqa: RUF001 - full-width letters: the same word once normalised
+    ("héllo", True),
+    ("hello\x00world", True),
+    ("🙂 hello", True),
+]
+
+
+@pytest.fixture(autouse=True)
+def no_rate_limits(settings):
+    settings.IMWEB_MESSAGE_RATE_LIMITS = ()
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol", display_name="Carol")
+
+
+def befriend(a, b) -> None:
+    accounts.request_subscription(a, b.jid)
+    accounts.accept_subscription(b, a.jid)
+
+
+def send(user, to, body) -> Message:
+    return actions.send_message(user, to=to, body=body, client_id=uuid.uuid4())
+
+
+def found(user, query, **kwargs) -> list[tuple[int, int]]:
+    return [(hit.conversation_id, hit.seq) for hit in actions.search_messages(user, query, **kwargs)]
+
+
+def test_finds_words_anywhere_in_the_users_conversations_newest_first(alice, bob, carol):
+    first = send(alice, bob.jid, "The quarterly report is ready")
+    send(bob, alice.jid, "thanks, nothing else")
+    other = send(carol, alice.jid, "did you read the REPORT?")
+
+    assert found(alice, "report") == [(other.conversation_id, 1), (first.conversation_id, 1)]
+    assert found(bob, "report") == [(first.conversation_id, 1)]
+    assert found(carol, "quarterly") == []
+
+
+def test_every_word_must_match_as_a_word_prefix_ignoring_case(alice, bob):
+    message = send(alice, bob.jid, "Meet at the Café Rouge tomorrow")
+
+    assert found(bob, "café rouge") == [(message.conversation_id, 1)]
+    assert found(bob, "CAF tom") == [(message.conversation_id, 1)]
+    assert found(bob, "café nowhere") == []
+    assert found(bob, "afé") == []  # prefixes of words, not any substring
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL's 'simple' configuration keeps accents")
+def test_accents_are_ignored_on_sqlite(alice, bob):
+    message = send(alice, bob.jid, "Meet at the Café Rouge tomorrow")
+
+    assert found(bob, "cafe") == found(bob, "CAFÉ") == [(message.conversation_id, 1)]
+
+
+def test_hit_carries_title_sender_time_and_a_safely_marked_snippet(alice, bob):
+    message = send(alice, bob.jid, "<img src=x onerror=alert(1)> look at the sunset <b>now</b>")
+
+    (hit,) = actions.search_messages(bob, "sunset")
+
+    assert (hit.conversation_title, hit.is_room, hit.seq) == ("Alice", False, 1)
+    assert (hit.sender_jid, hit.sender_name, hit.created_at) == (alice.jid, "Alice", message.created_at)
+    tree = lxml.html.fragment_fromstring(f"<div>{hit.snippet}</div>")
+    assert [element.tag for element in tree.iter()] == ["div", "mark"]
+    assert tree.find("mark").text == "sunset"
+    assert "<img src=x onerror=alert(1)>" in tree.text_content()
+
+
+def test_rooms_are_searched_while_a_member_and_not_after_leaving(alice, bob, carol):
+    befriend(alice, bob)
+    befriend(alice, carol)
+    room = actions.create_room(alice, "Planning", members=[bob.jid, carol.jid])
+    send(alice, room.pk, "the launch date is friday")
+
+    assert found(bob, "launch") == [(room.pk, 1)]
+    assert actions.search_messages(bob, "launch")[0].conversation_title == "Planning"
+
+    actions.leave(bob, room.pk)
+
+    assert found(bob, "launch") == []
+    assert found(carol, "launch") == [(room.pk, 1)]
+
+
+def test_removed_member_no_longer_finds_the_rooms_messages(alice, bob, carol):
+    befriend(alice, bob)
+    befriend(alice, carol)
+    room = actions.create_room(alice, "Secrets", members=[bob.jid, carol.jid])
+    send(carol, room.pk, "password hint is banana")
+    actions.remove_member(alice, room.pk, bob.jid)
+
+    assert found(bob, "banana") == []
+
+
+def test_deleted_messages_are_not_found_and_edits_are(alice, bob):
+    kept = send(alice, bob.jid, "apples and pears")
+    gone = send(alice, bob.jid, "apples and plums")
+    actions.delete_message(alice, gone.conversation_id, gone.seq)
+    actions.edit_message(alice, kept.conversation_id, kept.seq, "oranges and pears")
+
+    assert found(bob, "plums") == []
+    assert found(bob, "apples") == []
+    assert found(bob, "oranges") == [(kept.conversation_id, kept.seq)]
+
+
+def test_pages_go_back_in_time_without_gaps_or_repeats(alice, bob):
+    messages = [send(alice if i % 2 else bob, bob.jid if i % 2 else alice.jid, f"ping number {i}") for i in range(7)]
+    send(alice, bob.jid, "unrelated")
+
+    pages, before = [], None
+    for _ in range(10):  # bounded: 7 hits in pages of 3 take 3 pages
+        page = actions.search_messages(bob, "ping", limit=3, before=before)
+        if not page:
+            break
+        pages.append([hit.seq for hit in page])
+        before = page[-1].id
+
+    assert pages == [[7, 6, 5], [4, 3, 2], [1]]
+    assert [m.seq for m in messages] == [1, 2, 3, 4, 5, 6, 7]
+    assert actions.search_messages(bob, "ping", limit=3, before=str(before)) == []
+
+
+@pytest.mark.parametrize(("query", "finds"), HOSTILE_QUERIES)
+def test_hostile_query_strings_never_fail(alice, bob, query, finds):
+    message = send(alice, bob.jid, "hello world, héllo again")
+
+    if finds is None:  # nothing searchable in it
+        with pytest.raises(InvalidArgument, match="at least one word"):
+            actions.search_messages(bob, query)
+    else:
+        assert found(bob, query) == ([(message.conversation_id, 1)] if finds else [])
+
+
+def test_operators_typed_by_users_are_words_not_syntax(alice, bob):
+    message = send(alice, bob.jid, "cats NOT dogs")
+    send(alice, bob.jid, "only dogs here")
+
+    assert found(bob, "cats NOT dogs") == [(message.conversation_id, 1)]
+    assert found(bob, '"cats') == [(message.conversation_id, 1)]
+    assert found(bob, "ｃａｔｓ") == [(message.conversation_id, 1)]  # noqa: RUF001 - full-width
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("", "Type something to search for."),
+        ("   ", "Type something to search for."),
+        ("x" * 201, "A search can be at most 200 characters long (this one has 201)."),
+        ("!!! ???", "Search for at least one word: letters or digits."),
+        (" ".join(["w"] * 17), "A search can have at most 16 words (this one has 17)."),
+        (None, "A search must be text."),
+    ],
+)
+def test_empty_too_long_or_wordless_queries_get_a_precise_error(alice, query, error):
+    with pytest.raises(InvalidArgument) as raised:
+        actions.search_messages(alice, query)
+    assert str(raised.value) == error
+
+
+@pytest.mark.parametrize(("before", "limit"), [("abc", 10), (-1, 10), (None, 0), (None, "5"), (None, True)])
+def test_bad_paging_arguments_get_a_precise_error(alice, before, limit):
+    with pytest.raises(InvalidArgument):
+        actions.search_messages(alice, "hello", before=before, limit=limit)
+
+
+def test_messages_around_shows_a_hit_in_context(alice, bob, carol):
+    for i in range(1, 11):
+        send(alice, bob.jid, f"line {i}")
+    conversation = Message.objects.get(seq=1).conversation_id
+
+    assert [m.seq for m in actions.messages_around(bob, conversation, 5, radius=2)] == [3, 4, 5, 6, 7]
+    assert [m.seq for m in actions.messages_around(bob, str(conversation), "1", radius=2)] == [1, 2, 3]
+    with pytest.raises(NoSuchMessage):
+        actions.messages_around(bob, conversation, 11)
+    with pytest.raises(NotFound):
+        actions.messages_around(carol, conversation, 5)
+    with pytest.raises(InvalidArgument):
+        actions.messages_around(bob, conversation, 5, radius=1000)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 triggers exist only on SQLite")
+def test_index_triggers_come_back_after_a_table_rebuild_drops_them(alice, bob):
+    send(alice, bob.jid, "before the rebuild")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER chat_message_fts_insert")
+    send(alice, bob.jid, "written while the trigger was missing")
+
+    assert found(bob, "missing") == []
+    assert search.ensure_index(connection) is True
+    assert search.ensure_index(connection) is False
+    assert [seq for _, seq in found(bob, "missing")] == [2]
+    send(alice, bob.jid, "and after the repair")
+    assert [seq for _, seq in found(bob, "repair")] == [3]
