@@ -60,13 +60,10 @@ class SlowDown(ChatError):
 
 
 class RemoteNotSupported(ChatError):
-    """An address on another server: federation of conversations is not wired up yet."""
+    """An address on another server where only local people fit: rooms do not federate (yet)."""
 
     def __init__(self, domain: str) -> None:
-        super().__init__(
-            f"{domain} is another server. This server does not exchange messages with other XMPP servers yet, "
-            "so only people on this server can be messaged."
-        )
+        super().__init__(f"Rooms can only have members on this server for now; {domain} is another server.")
         self.domain = domain
 
 

@@ -2,6 +2,7 @@
 affected users' sockets on commit. Views, consumers, the admin, commands and (later) federation call these."""
 
 from accounts.actions.presence import (
+    answer_probe,
     close_session,
     effective_show,
     heartbeat,
@@ -26,6 +27,7 @@ from accounts.actions.roster import (
     decline_subscription,
     is_blocked,
     local_user_for,
+    receive_subscription,
     remove_contact,
     rename_contact,
     request_subscription,
@@ -36,6 +38,7 @@ from accounts.actions.roster import (
 
 __all__ = [
     "accept_subscription",
+    "answer_probe",
     "block_jid",
     "check_avatar_size",
     "close_session",
@@ -48,6 +51,7 @@ __all__ = [
     "open_session",
     "presence_for_viewer",
     "presence_of",
+    "receive_subscription",
     "remove_avatar",
     "remove_contact",
     "rename_contact",

@@ -19,7 +19,8 @@ from django.utils import timezone
 from accounts.actions.roster import is_blocked
 from accounts.errors import InvalidProfile
 from accounts.events import notify_users
-from accounts.models import CHOOSABLE_SHOWS, PresenceSession, RosterItem, Show, Subscription, User
+from accounts.models import CHOOSABLE_SHOWS, BlockedJid, PresenceSession, RosterItem, Show, Subscription, User
+from federation import outbox, stanzas
 
 PRESENCE_CHANGED = "roster.changed"  # contact rows show presence, so a presence change re-renders them
 STATUS_MESSAGE_MAX = 140
@@ -84,6 +85,48 @@ def _announce_if_changed(user: User, before: Presence) -> None:
     after = presence_of(user)
     if after != before:
         notify_users(presence_audience(user), PRESENCE_CHANGED)
+    if (after.show, after.status) != (before.show, before.status):
+        _broadcast_to_remote(user, after)
+
+
+def _remote_audience(user: User) -> list[str]:
+    """Remote JIDs this user shares presence with (`from`/`both`), minus those the user blocks (or whose
+    server the user blocks). A remote server's blocks are its own business: it filters what it receives."""
+    domain = settings.IMWEB_DOMAIN
+    jids = RosterItem.objects.filter(owner=user, subscription__in=[Subscription.FROM, Subscription.BOTH]).exclude(
+        jid__endswith=f"@{domain}"
+    )
+    blocks = set(BlockedJid.objects.filter(owner=user).values_list("jid", flat=True))
+    return [
+        jid for jid in jids.values_list("jid", flat=True) if jid not in blocks and jid.rpartition("@")[2] not in blocks
+    ]
+
+
+def _broadcast_to_remote(user: User, presence: Presence) -> None:
+    """RFC 6121 §4.4.2: every change goes to each remote contact we share presence with, one stanza per JID
+    (the outbox groups them by server); going offline is `unavailable`."""
+    for jid in _remote_audience(user):
+        outbox.enqueue(stanzas.presence_for_show(user.jid, jid, presence.show, presence.status), recipient=jid)
+
+
+def send_presence_to_remote(user: User, jid: str) -> None:
+    """Queue the user's current presence for one remote JID (after approving them, or answering their probe)."""
+    current = presence_of(user)
+    outbox.enqueue(stanzas.presence_for_show(user.jid, jid, current.show, current.status), recipient=jid)
+
+
+def answer_probe(user: User, jid: str) -> bool:
+    """A remote JID probes `user`'s presence (RFC 6121 §4.3.2): it gets the current presence only if `user`
+    shares it with them and neither blocks the other; anyone else learns nothing, not even that `user` exists
+    (no answer at all). Returns whether an answer was queued."""
+    shares = RosterItem.objects.filter(
+        owner=user, jid=jid, subscription__in=[Subscription.FROM, Subscription.BOTH]
+    ).exists()
+    if not shares or is_blocked(user, jid):
+        return False
+    with transaction.atomic():
+        send_presence_to_remote(user, jid)
+    return True
 
 
 def set_presence(user: User, *, show: str, status: str | None = None) -> User:

@@ -23,6 +23,7 @@ from accounts.errors import ContactError, InvalidJid, NoSuchUser, RateLimited
 from accounts.events import notify_users
 from accounts.jid import BareJid, parse_bare_jid
 from accounts.models import BlockedJid, RosterGroup, RosterItem, Subscription, User
+from federation import outbox, stanzas
 
 ROSTER_CHANGED = "roster.changed"
 GROUP_NAME_MAX = 64
@@ -31,6 +32,8 @@ REQUEST_MESSAGE_MAX = 280
 
 _ADD_TO = {Subscription.NONE: Subscription.TO, Subscription.FROM: Subscription.BOTH}
 _ADD_FROM = {Subscription.NONE: Subscription.FROM, Subscription.TO: Subscription.BOTH}
+_DROP_TO = {Subscription.TO: Subscription.NONE, Subscription.BOTH: Subscription.FROM}
+_DROP_FROM = {Subscription.FROM: Subscription.NONE, Subscription.BOTH: Subscription.TO}
 
 
 def _gain_to(item: RosterItem) -> None:
@@ -39,6 +42,27 @@ def _gain_to(item: RosterItem) -> None:
 
 def _gain_from(item: RosterItem) -> None:
     item.subscription = _ADD_FROM.get(item.subscription, item.subscription)
+
+
+def _lose_to(item: RosterItem) -> None:
+    item.subscription = _DROP_TO.get(item.subscription, item.subscription)
+
+
+def _lose_from(item: RosterItem) -> None:
+    item.subscription = _DROP_FROM.get(item.subscription, item.subscription)
+
+
+def _to_remote(user: User, jid: str, presence_type: str) -> None:
+    """Queue a subscription presence (or `unavailable`/`probe`) from `user` to a remote JID, in the caller's
+    transaction: the contact's server learns of the change exactly when it is committed here."""
+    outbox.enqueue(stanzas.presence(user.jid, jid, type_=presence_type), recipient=jid)
+
+
+def _current_presence_to_remote(user: User, jid: str) -> None:
+    # Imported here: presence actions build on this module (is_blocked), so this module cannot import them first.
+    from accounts.actions.presence import send_presence_to_remote
+
+    send_presence_to_remote(user, jid)
 
 
 def is_blocked(owner: User, jid: str) -> bool:
@@ -55,13 +79,11 @@ def local_user_for(jid: BareJid | str) -> User | None:
     return User.objects.filter(username=parsed.localpart, is_active=True).first()
 
 
-def _reachable_peer(user: User, jid: BareJid) -> User:
-    """The local account a request or message may reach, or NoSuchUser (also when it blocks `user`)."""
+def _reachable_peer(user: User, jid: BareJid) -> User | None:
+    """The local account a request may reach, or NoSuchUser (also when it blocks `user`); None for a JID on
+    another server, whose server answers later (there is no account to check from here)."""
     if not jid.is_local:
-        raise ContactError(
-            f"{jid.domain} is another server. This server does not connect to other XMPP servers yet, "
-            "so only people on this server can be added."
-        )
+        return None
     peer = local_user_for(jid)
     if peer is None or is_blocked(peer, user.jid):
         raise NoSuchUser(str(jid))
@@ -106,33 +128,38 @@ def request_subscription(user: User, jid_text: str, *, message: str = "") -> Ros
     if len(message) > REQUEST_MESSAGE_MAX:
         raise ContactError(f"The note can be at most {REQUEST_MESSAGE_MAX} characters long.")
     peer = _reachable_peer(user, jid)
+    target = str(jid)
     now = timezone.now()
     with transaction.atomic():
-        mine = _item(user, peer.jid)
+        mine = _item(user, target)
         if mine.pending_in:
             # They already asked us: adding them back is accepting.
-            return accept_subscription(user, peer.jid)
+            return accept_subscription(user, target)
         if mine.sees_presence and mine.listed:
-            raise ContactError(f"{peer.jid} is already in your contacts.")
+            raise ContactError(f"{target} is already in your contacts.")
         if mine.ask_out:
-            raise ContactError(f"You already asked {peer.jid}; their answer is pending.")
+            raise ContactError(f"You already asked {target}; their answer is pending.")
         cooldown = timedelta(seconds=settings.IMWEB_REREQUEST_COOLDOWN_SECONDS)
         if mine.declined_at and now < mine.declined_at + cooldown:
             when = date_format(timezone.localtime(mine.declined_at + cooldown), "j M Y, H:i T")
-            raise RateLimited(f"{peer.jid} declined your request. You can ask again after {when}.")
+            raise RateLimited(f"{target} declined your request. You can ask again after {when}.")
         mine.listed = True
         mine.ask_out = True
         mine.requested_at = now
         if mine.sees_presence:  # they already share presence with us: just list them
             mine.ask_out = False
         mine.save()
-        if mine.ask_out:
+        if mine.ask_out and peer is None:
+            # RFC 6121 §3.1.1: the request travels as <presence type='subscribe'/>; the note stays here, as
+            # standard XMPP has no place for it.
+            _to_remote(user, target, "subscribe")
+        elif mine.ask_out:
             theirs = _item(peer, user.jid)
             theirs.pending_in = True
             theirs.request_message = message
             theirs.requested_at = now
             theirs.save()
-    notify_users([user.pk, peer.pk], ROSTER_CHANGED)
+    notify_users([user.pk, peer.pk if peer else None], ROSTER_CHANGED)
     return mine
 
 
@@ -155,6 +182,15 @@ def accept_subscription(user: User, jid_text: str) -> RosterItem:
             _gain_to(mine)
             mine.ask_out = False
             theirs.save()
+        elif not jid.is_local:
+            # RFC 6121 §3.1.5: approve, then send our current presence. Mutual by default, as for a local asker,
+            # but their server decides whether we may see theirs: we ask back, and wait for 'subscribed'.
+            _to_remote(user, str(jid), "subscribed")
+            _current_presence_to_remote(user, str(jid))
+            if not mine.sees_presence and not mine.ask_out:
+                mine.ask_out = True
+                mine.requested_at = timezone.now()
+                _to_remote(user, str(jid), "subscribe")
         mine.save()
     notify_users([user.pk, asker.pk if asker else None], ROSTER_CHANGED)
     return mine
@@ -173,6 +209,8 @@ def decline_subscription(user: User, jid_text: str) -> None:
                 theirs.ask_out = False
                 theirs.declined_at = timezone.now()
                 theirs.save()
+        elif not jid.is_local:
+            _to_remote(user, str(jid), "unsubscribed")  # RFC 6121 §3.2.1: a refused request
     notify_users([user.pk, asker.pk if asker else None], ROSTER_CHANGED)
 
 
@@ -201,7 +239,67 @@ def remove_contact(user: User, jid_text: str) -> None:
                 theirs.pending_in = False
                 theirs.request_message = ""
                 _discard_if_empty(theirs)
+        elif not jid.is_local:
+            # RFC 6121 §3.3 and §3.4 (as a roster remove does, §2.5.2): stop seeing theirs, stop sharing ours;
+            # a request of theirs that is still waiting here stays answerable, so it is not refused.
+            _to_remote(user, str(jid), "unsubscribe")
+            if not keep_request:
+                _to_remote(user, str(jid), "unsubscribed")
     notify_users([user.pk, other.pk if other else None], ROSTER_CHANGED)
+
+
+def receive_subscription(user: User, jid_text: str, presence_type: str) -> None:
+    """A subscription presence from a remote JID to `user` (RFC 6121 §3), applied to `user`'s roster.
+
+    `subscribe` lands in Requests like a local request (or is answered at once if `user` already shares presence
+    with them, §3.1.3, or had asked them too: asking each other is agreeing); `subscribed` answers our pending
+    request (§3.1.6: ignored without one); `unsubscribe` ends what we share (§3.3.3); `unsubscribed` ends or
+    refuses what we see (§3.2.3). The caller has checked that `user` exists and does not block them.
+    """
+    jid = parse_bare_jid(jid_text)
+    if jid.is_local:
+        raise ContactError(f"{jid} is on this server; its requests do not arrive over federation.")
+    target = str(jid)
+    now = timezone.now()
+    with transaction.atomic():
+        if presence_type == "subscribe":
+            mine = _item(user, target)
+            if mine.shares_presence:
+                _to_remote(user, target, "subscribed")
+                return
+            if mine.ask_out and mine.listed:
+                _gain_from(mine)
+                mine.save()
+                _to_remote(user, target, "subscribed")
+                _current_presence_to_remote(user, target)
+            else:
+                mine.pending_in = True
+                mine.request_message = ""
+                mine.requested_at = now
+                mine.save()
+        elif presence_type in ("subscribed", "unsubscribe", "unsubscribed"):
+            mine = _existing_item(user, target)
+            if mine is None:
+                return
+            if presence_type == "subscribed":
+                if not mine.ask_out:
+                    return
+                mine.ask_out = False
+                mine.declined_at = None
+                _gain_to(mine)
+            elif presence_type == "unsubscribe":
+                mine.pending_in = False
+                mine.request_message = ""
+                _lose_from(mine)
+            else:
+                if mine.ask_out:
+                    mine.declined_at = now
+                mine.ask_out = False
+                _lose_to(mine)
+            _discard_if_empty(mine)
+        else:
+            raise ValueError(f"not a subscription presence type: {presence_type!r}")
+    notify_users([user.pk], ROSTER_CHANGED)
 
 
 def rename_contact(user: User, jid_text: str, name: str) -> RosterItem:
@@ -256,6 +354,10 @@ def block_jid(user: User, jid_text: str) -> BlockedJid:
             item.pending_in = False
             item.request_message = ""
             _discard_if_empty(item)
+        # XEP-0191 §3.3: a blocked contact stops receiving our presence, so remote ones see us go offline.
+        for item in RosterItem.objects.filter(matches, owner=user):
+            if item.shares_presence and item.is_remote:
+                _to_remote(user, item.jid, "unavailable")
     affected = _local_users_matching(jid)
     notify_users([user.pk, *affected], ROSTER_CHANGED)
     return block
@@ -267,6 +369,10 @@ def unblock_jid(user: User, jid_text: str) -> None:
         deleted, _ = BlockedJid.objects.filter(owner=user, jid=str(jid)).delete()
         if not deleted:
             raise ContactError(f"{jid} is not blocked.")
+        matches = Q(jid=str(jid)) if jid.localpart else Q(jid__endswith=f"@{jid.domain}")
+        for item in RosterItem.objects.filter(matches, owner=user):
+            if item.shares_presence and item.is_remote and not is_blocked(user, item.jid):
+                _current_presence_to_remote(user, item.jid)
     notify_users([user.pk, *_local_users_matching(jid)], ROSTER_CHANGED)
 
 
@@ -301,6 +407,7 @@ __all__ = [
     "decline_subscription",
     "is_blocked",
     "local_user_for",
+    "receive_subscription",
     "remove_contact",
     "rename_contact",
     "request_subscription",

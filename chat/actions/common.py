@@ -14,7 +14,8 @@ from django.conf import settings
 from accounts.jid import BareJid
 from accounts.models import User
 from chat.errors import InvalidArgument, InvalidMessage, MessageTooLong, NotFound, RemoteNotSupported
-from chat.models import Conversation, Participant
+from chat.models import Conversation, Message, Participant
+from federation import outbox, stanzas
 
 # Events published (on commit) to the users' groups; each carries `conversation` (an id) and, where it is
 # about one message, `seq`. Names map to consumer methods (`message.new` → `message_new`).
@@ -126,19 +127,21 @@ def clean_line(value: object, label: str, limit: int, *, required: bool) -> str:
 
 
 def refuse_remote(jid: BareJid) -> None:
-    """Federation plugs in here: until conversations federate, nobody on another server can be reached.
-
-    When it does, a remote participant is added like a local one (a JID, `user` null) and `send_message`
-    hands their copy to `remote_delivery()` in the sender's transaction.
-    """
+    """Rooms are local for now: a member on another server would need XEP-0045 (multi-user chat) federation,
+    which this server does not speak. Direct conversations with remote people go through `remote_delivery`."""
     if not jid.is_local:
         raise RemoteNotSupported(jid.domain)
 
 
-def remote_delivery(conversation: Conversation, seq: int, participants: list[Participant]) -> None:
-    """The one place a stored message leaves for other servers: one outbox row per remote domain, written in
-    the sender's transaction (DESIGN.md, "The flow of a message"). No remote participant can exist yet
-    (`refuse_remote` stops them at every door), so this only guards that promise."""
-    remote = [p for p in participants if p.user_id is None]
-    if remote:
-        raise RemoteNotSupported(remote[0].jid.rpartition("@")[2])
+def remote_delivery(message: Message, participants: list[Participant]) -> None:
+    """The one place a stored message leaves for other servers: one outbox row per remote participant, written
+    in the sender's transaction (DESIGN.md, "The flow of a message"), linked to the message so its sender sees
+    the hop. Our stanza id and XEP-0359 origin-id are the message's client_id: the peer de-duplicates a
+    re-delivery by it, and its receipt (XEP-0184) quotes it back. Messages that came from another server are
+    not forwarded anywhere (only direct conversations have remote members)."""
+    if message.sender_id is None:
+        return
+    for participant in participants:
+        if participant.user_id is None and participant.jid != message.sender_jid:
+            stanza = stanzas.chat_message(message.sender_jid, participant.jid, message.body, str(message.client_id))
+            outbox.enqueue(stanza, message=message, recipient=participant.jid)

@@ -33,10 +33,10 @@ from django.db.models import F, PositiveBigIntegerField, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from accounts.actions.roster import local_user_for
+from accounts.actions.roster import is_blocked, local_user_for
 from accounts.errors import NoSuchUser
 from accounts.events import notify_users
-from accounts.jid import parse_bare_jid
+from accounts.jid import BareJid, parse_bare_jid
 from accounts.models import BlockedJid, RosterItem, User
 from chat import ratelimit
 from chat.actions.common import (
@@ -53,11 +53,11 @@ from chat.actions.common import (
     local_user_ids,
     membership,
     parse_seq,
-    refuse_remote,
     remote_delivery,
 )
 from chat.errors import ChatError, InvalidArgument, InvalidMessage, NoSuchMessage, NotAllowed, NotFound
 from chat.models import Conversation, Message, Participant, Reaction
+from federation import outbox, stanzas
 
 MAX_PAGE = 500
 MAX_REACTIONS_PER_PERSON = 20
@@ -84,13 +84,15 @@ def _already_stored(user: User, client_id: uuid.UUID) -> Message | None:
     return Message.objects.filter(sender_jid=user.jid, client_id=client_id).select_related("reply_to").first()
 
 
-def _target(user: User, to: str | int) -> int | User:
-    """A conversation id, or the local account a bare JID names (which must exist and be someone else)."""
+def _target(user: User, to: str | int) -> int | User | BareJid:
+    """A conversation id, the local account a bare JID names (which must exist and be someone else), or a
+    remote bare JID (its server decides whether it exists: an error comes back later, shown on the message)."""
     if isinstance(to, str) and "@" in to:
         jid = parse_bare_jid(to)
         if str(jid) == user.jid:
             raise InvalidArgument("That is your own address; you cannot send messages to yourself.")
-        refuse_remote(jid)
+        if not jid.is_local:
+            return jid
         peer = local_user_for(jid)
         if peer is None:
             raise NoSuchUser(str(jid))
@@ -98,9 +100,10 @@ def _target(user: User, to: str | int) -> int | User:
     return conversation_pk(to)
 
 
-def _check_blocks(user: User, peer_jid: str, peer_id: int) -> None:
+def _check_blocks(user: User, peer_jid: str, peer_id: int | None) -> None:
     """Refuse a 1:1 send across a block, either way, in one query (accounts.actions.is_blocked's rule: a block
-    names a bare JID or a whole domain). Their block looks like a nonexistent account; ours is explained."""
+    names a bare JID or a whole domain). Their block looks like a nonexistent account; ours is explained.
+    A remote peer (`peer_id` None) keeps its blocks on its own server, which answers with an error."""
     own_domain = user.jid.rpartition("@")[2]
     peer_domain = peer_jid.rpartition("@")[2]
     owners = set(
@@ -114,26 +117,31 @@ def _check_blocks(user: User, peer_jid: str, peer_id: int) -> None:
         raise NoSuchUser(peer_jid)
 
 
-def _direct_conversation(user: User, peer: User) -> tuple[Conversation, list[Participant]]:
-    """The direct conversation of this pair, created on the first message, with both participants."""
-    key = direct_key(user.jid, peer.jid)
+def _direct_conversation(
+    sender_jid: str, sender: User | None, peer_jid: str, peer: User | None
+) -> tuple[Conversation, list[Participant]]:
+    """The direct conversation of this pair (either side may be remote: its `User` is None), created on the
+    first message, with both participants."""
+    key = direct_key(sender_jid, peer_jid)
+    sender_id, peer_id = (sender.pk if sender else None), (peer.pk if peer else None)
     conversation, created = Conversation.objects.get_or_create(
         direct_key=key, defaults={"kind": Conversation.Kind.DIRECT}
     )
     if not created:
         members = list(conversation.participants.all())
-        if {(p.jid, p.user_id) for p in members} == {(user.jid, user.pk), (peer.jid, peer.pk)}:
+        if {(p.jid, p.user_id) for p in members} == {(sender_jid, sender_id), (peer_jid, peer_id)}:
             return conversation, members
         # One side's account was deleted (its participant row went with it) and the address belongs to someone
         # new now: the old history stays with the one who remains, and the new pair starts afresh.
         Conversation.objects.filter(pk=conversation.pk).update(direct_key=None)
         conversation = Conversation.objects.create(kind=Conversation.Kind.DIRECT, direct_key=key)
     # A first message from someone the recipient has not listed as a contact waits in their Requests.
-    is_contact = RosterItem.objects.filter(owner=peer, jid=user.jid, listed=True).exists()
+    # A remote peer's server keeps its own Requests, so their copy here is never one.
+    is_contact = peer is None or RosterItem.objects.filter(owner=peer, jid=sender_jid, listed=True).exists()
     members = Participant.objects.bulk_create(
         [
-            Participant(conversation=conversation, jid=user.jid, user=user),
-            Participant(conversation=conversation, jid=peer.jid, user=peer, is_request=not is_contact),
+            Participant(conversation=conversation, jid=sender_jid, user=sender),
+            Participant(conversation=conversation, jid=peer_jid, user=peer, is_request=not is_contact),
         ]
     )
     return conversation, members
@@ -151,8 +159,7 @@ def _conversation_by_id(user: User, pk: int) -> tuple[Conversation, list[Partici
         if peer is None:  # their account was deleted: as for any address without an account
             others = [jid for jid in (conversation.direct_key or "").split(" ") if jid != user.jid]
             raise NoSuchUser(others[0] if others else "for this conversation")
-        if peer.user_id is not None:
-            _check_blocks(user, peer.jid, peer.user_id)
+        _check_blocks(user, peer.jid, peer.user_id)
     return conversation, members
 
 
@@ -168,7 +175,8 @@ def send_message(
 
     Raises InvalidMessage / MessageTooLong (body), InvalidJid (address), SlowDown (rate limit), NotFound (not
     a conversation of the user's), NoSuchUser (no such account, or one that blocks the user), ChatError (the
-    user blocks them, or it is their own address), RemoteNotSupported, NoSuchMessage (reply_to_seq).
+    user blocks them, or it is their own address), NoSuchMessage (reply_to_seq). A bare JID on another server
+    starts (or continues) the direct conversation with them; their copy leaves through the outbox.
     See the module docstring for what is guaranteed.
     """
     client_uuid = _client_uuid(client_id)
@@ -182,7 +190,7 @@ def send_message(
     slots = ratelimit.charge("message", user.pk, ratelimit.message_limits())
     target = _target(user, to)
     try:
-        return _store(user, target, text, client_uuid, reply_seq)
+        return _store(user.jid, user, target, text, client_uuid, reply_seq)
     except IntegrityError:
         # The same client_id sent twice at once: the first commit won, this one rolled back whole.
         stored = _already_stored(user, client_uuid)
@@ -192,14 +200,29 @@ def send_message(
         return stored
 
 
-def _store(user: User, target: int | User, text: str, client_id: uuid.UUID, reply_seq: int | None) -> Message:
+def _store(
+    sender_jid: str,
+    sender: User | None,
+    target: int | User | BareJid,
+    text: str,
+    client_id: uuid.UUID,
+    reply_seq: int | None,
+) -> Message:
+    """Store one message in one transaction and tell everyone on commit. `sender` is None for a remote sender,
+    whose `target` is then the local recipient; a local sender may target anyone or a conversation id."""
     now = timezone.now()
     with transaction.atomic():
-        if isinstance(target, User):
-            _check_blocks(user, target.jid, target.pk)
-            conversation, members = _direct_conversation(user, target)
+        if isinstance(target, BareJid):
+            assert sender is not None
+            _check_blocks(sender, str(target), None)
+            conversation, members = _direct_conversation(sender_jid, sender, str(target), None)
+        elif isinstance(target, User):
+            if sender is not None:
+                _check_blocks(sender, target.jid, target.pk)
+            conversation, members = _direct_conversation(sender_jid, sender, target.jid, target)
         else:
-            conversation, members = _conversation_by_id(user, target)
+            assert sender is not None
+            conversation, members = _conversation_by_id(sender, target)
         reply_to = None
         if reply_seq is not None:
             reply_to = Message.objects.filter(conversation=conversation, seq=reply_seq).first()
@@ -212,23 +235,63 @@ def _store(user: User, target: int | User, text: str, client_id: uuid.UUID, repl
         message = Message.objects.create(
             conversation=conversation,
             seq=seq,
-            sender_jid=user.jid,
-            sender=user,
+            sender_jid=sender_jid,
+            sender=sender,
             client_id=client_id,
             body=text,
             created_at=now,
             reply_to=reply_to,
         )
         # Writing in a conversation reads it, and answering a request accepts it.
-        Participant.objects.filter(conversation=conversation, user=user).update(
+        Participant.objects.filter(conversation=conversation, jid=sender_jid).update(
             last_read_seq=seq, last_delivered_seq=seq, is_request=False
         )
-        remote_delivery(conversation, seq, members)
-        waiting = [p.user_id for p in members if p.is_request and p.user_id not in (None, user.pk)]
+        remote_delivery(message, members)
+        sender_id = sender.pk if sender else None
+        waiting = [p.user_id for p in members if p.is_request and p.user_id not in (None, sender_id)]
         told = [uid for uid in local_user_ids(members) if uid not in waiting]
         notify_users(told, MESSAGE_NEW, conversation=conversation.pk, seq=seq)
         notify_users(waiting, CONVERSATION_REQUEST, conversation=conversation.pk, seq=seq)
     return message
+
+
+def receive_remote_message(
+    sender_jid: str, recipient: User, body: str, client_id: uuid.UUID, *, receipt_id: str | None = None
+) -> Message:
+    """Store a message that `sender_jid` (a bare JID on another server) sent `recipient` over federation.
+
+    The same path as a local send: the direct conversation of the pair, the next seq, the same events; a first
+    message from someone `recipient` has not listed waits in their Requests without a notification. Stored once
+    per (sender, client_id): the federation handler derives client_id from the stanza's origin-id or id, so a
+    re-delivered stanza returns the stored message. `receipt_id`: the sender asked for a XEP-0184 receipt; it is
+    queued in the same transaction as the message, because "received" is true once the message is stored and
+    pushed to the recipient's screens (the server is their client here), and re-queued for a re-delivery, whose
+    sender evidently missed the first one. Raises InvalidMessage / MessageTooLong (body), NoSuchUser (the
+    recipient blocks the sender or their server: the same answer as for nobody).
+    """
+
+    def answer_receipt() -> None:
+        if receipt_id:
+            reply = stanzas.receipt(recipient.jid, sender_jid, receipt_id)
+            outbox.enqueue(reply, recipient=sender_jid)
+
+    stored = Message.objects.filter(sender_jid=sender_jid, client_id=client_id).first()
+    if stored is None:
+        text = clean_body(body)
+        if is_blocked(recipient, sender_jid):
+            raise NoSuchUser(recipient.jid)
+        try:
+            with transaction.atomic():
+                message = _store(sender_jid, None, recipient, text, client_id, None)
+                answer_receipt()
+            return message
+        except IntegrityError:  # the same stanza on two streams at once: the first commit won
+            stored = Message.objects.filter(sender_jid=sender_jid, client_id=client_id).first()
+            if stored is None:
+                raise
+    with transaction.atomic():
+        answer_receipt()
+    return stored
 
 
 # --- Reading ----------------------------------------------------------------------------------------------

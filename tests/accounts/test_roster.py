@@ -167,9 +167,88 @@ def test_nicknames_and_groups(alice, bob, make_user):
         actions.rename_contact(alice, "nobody@imweb.localhost", "X")
 
 
-def test_remote_addresses_are_refused_until_federation_is_enabled(alice):
-    with pytest.raises(ContactError, match="another server"):
-        actions.request_subscription(alice, "romeo@montague.example")
+# --- Remote contacts: our side of RFC 6121 §3; their server answers with presence stanzas -----------------
+
+ROMEO = "romeo@montague.example"
+
+REMOTE_STEPS = {
+    "A requests R": lambda a: actions.request_subscription(a, ROMEO),
+    "A accepts R": lambda a: actions.accept_subscription(a, ROMEO),
+    "A declines R": lambda a: actions.decline_subscription(a, ROMEO),
+    "A removes R": lambda a: actions.remove_contact(a, ROMEO),
+    "R subscribes": lambda a: actions.receive_subscription(a, ROMEO, "subscribe"),
+    "R subscribed": lambda a: actions.receive_subscription(a, ROMEO, "subscribed"),
+    "R unsubscribes": lambda a: actions.receive_subscription(a, ROMEO, "unsubscribe"),
+    "R unsubscribed": lambda a: actions.receive_subscription(a, ROMEO, "unsubscribed"),
+}
+
+REMOTE_TRANSITIONS = [
+    # history, event, A's row about R, presence stanzas queued for R by the event (type or "available")
+    ([], "A requests R", (True, "none", True, False), ["subscribe"]),
+    (["A requests R"], "R subscribed", (True, "to", False, False), []),
+    (["A requests R"], "R unsubscribed", (True, "none", False, False), []),
+    (["A requests R"], "A removes R", NO_ROW, ["unsubscribe", "unsubscribed"]),
+    ([], "R subscribes", (False, "none", False, True), []),
+    (["R subscribes"], "A accepts R", (True, "from", True, False), ["subscribed", "unavailable", "subscribe"]),
+    (["R subscribes"], "A declines R", NO_ROW, ["unsubscribed"]),
+    (["R subscribes"], "A requests R", (True, "from", True, False), ["subscribed", "unavailable", "subscribe"]),
+    (["A requests R"], "R subscribes", (True, "from", True, False), ["subscribed", "unavailable"]),
+    (["R subscribes", "A accepts R"], "R subscribed", (True, "both", False, False), []),
+    (["R subscribes", "A accepts R", "R subscribed"], "R unsubscribes", (True, "to", False, False), []),
+    (["R subscribes", "A accepts R", "R subscribed"], "R unsubscribed", (True, "from", False, False), []),
+    (["R subscribes", "A accepts R", "R subscribed"], "R subscribes", (True, "both", False, False), ["subscribed"]),
+    (["R subscribes", "A accepts R", "R subscribed"], "A removes R", NO_ROW, ["unsubscribe", "unsubscribed"]),
+    ([], "R subscribed", NO_ROW, []),  # §3.1.6: an approval nobody asked for changes nothing
+    ([], "R unsubscribes", NO_ROW, []),
+]  # fmt: skip
+
+
+def queued_presence(jid):
+    from federation.models import OutboxItem
+
+    types = []
+    for item in OutboxItem.objects.filter(recipient=jid, kind="presence").order_by("id"):
+        found = re.search(r"type='([a-z]+)'", item.stanza)
+        types.append(found.group(1) if found else "available")
+    return types
+
+
+@pytest.mark.parametrize(
+    ("history", "event", "a_row", "sent"),
+    REMOTE_TRANSITIONS,
+    ids=[t[1] + " after " + "; ".join(t[0]) for t in REMOTE_TRANSITIONS],
+)
+def test_remote_subscription_transition(alice, woken, history, event, a_row, sent, django_capture_on_commit_callbacks):
+    for step in history:
+        REMOTE_STEPS[step](alice)
+    already = len(queued_presence(ROMEO))
+    before = remote_row(alice)
+    woken.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        REMOTE_STEPS[event](alice)
+
+    assert remote_row(alice) == a_row
+    assert queued_presence(ROMEO)[already:] == sent
+    assert woken == ({alice.pk} if a_row != before else set())  # her screens update when her list changed
+
+
+def remote_row(owner):
+    item = RosterItem.objects.filter(owner=owner, jid=ROMEO).first()
+    return None if item is None else (item.listed, item.subscription, item.ask_out, item.pending_in)
+
+
+def test_a_remote_decline_starts_the_cooldown_like_a_local_one(alice):
+    actions.request_subscription(alice, ROMEO)
+    actions.receive_subscription(alice, ROMEO, "unsubscribed")
+
+    with pytest.raises(RateLimited, match="declined your request"):
+        actions.request_subscription(alice, ROMEO)
+
+
+def test_a_subscription_presence_from_a_local_address_is_refused(alice, bob):
+    with pytest.raises(ContactError, match="on this server"):
+        actions.receive_subscription(alice, bob.jid, "subscribe")
 
 
 def test_deleting_an_account_removes_it_from_everyone_s_lists(alice, bob, woken, django_capture_on_commit_callbacks):
