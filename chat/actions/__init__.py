@@ -28,9 +28,11 @@ from chat.actions.messages import (
     send_message,
     unreact,
 )
+from chat.actions.search import SearchHit, messages_around, search_messages
 
 __all__ = [
     "ConversationSummary",
+    "SearchHit",
     "accept_conversation_request",
     "clean_emoji",
     "conversations_for",
@@ -43,11 +45,13 @@ __all__ = [
     "mark_delivered",
     "mark_read",
     "messages_after",
+    "messages_around",
     "messages_before",
     "react",
     "receive_remote_message",
     "remove_member",
     "rename_room",
+    "search_messages",
     "send_message",
     "set_topic",
     "unreact",
