@@ -156,6 +156,7 @@ def start_relay() -> Server:
 class Person:
     jid: str
     session: str | None = None  # imweb: a logged-in session key; the relay: none (its URL names the user)
+    conversation: int | None = None  # imweb: the pair's conversation, which the person's tab has open
 
 
 def create_people(
@@ -179,10 +180,22 @@ async def open_socket(server: Server, person: Person, index: int = 0) -> ClientC
     if person.session is None:
         return await connect(f"{url}?user={person.jid}", open_timeout=CONNECT_TIMEOUT, max_size=2**20)
     origin = server.http_urls[index % len(server.http_urls)]
-    return await connect(
+    ws = await connect(
         url, origin=origin, additional_headers={"Cookie": f"sessionid={person.session}"},
         open_timeout=CONNECT_TIMEOUT, max_size=2**20, compression=None,
     )  # fmt: skip
+    if person.conversation is not None:
+        # As a tab with the chat open: pushes for this conversation start after the seq it already shows.
+        await ws.send(json.dumps({"type": "conversation.open", "conversation": person.conversation, "after": 1}))
+    return ws
+
+
+def send_frame(sender: Person, receiver: Person, body: str, client_id: str) -> str:
+    """A message frame: to the pair's conversation when there is one (imweb), else to the receiver's address."""
+    frame: dict[str, object] = {"type": "message.send", "to": receiver.jid, "body": body, "client_id": client_id}
+    if sender.conversation is not None:
+        frame["conversation"] = sender.conversation
+    return json.dumps(frame)
 
 
 # --- Measuring ------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Run inside `manage.py shell -c` by bench.common.create_users: creates the benchmark's people through the
-actions, makes each pair mutual contacts, and prints one JSON line with a logged-in session key per person.
+"""Run inside `manage.py shell -c` by bench.common.create_people: creates the benchmark's people, makes each pair
+mutual contacts with a conversation (through the actions), and prints one JSON line with a logged-in session
+key per person.
 
 Expects SPEC (a JSON string) to be defined before this code: {"prefix": str, "pairs": int, "idle": int}.
 People get no usable password (nobody logs in with one); their sessions are made the way django.contrib.auth's
@@ -7,6 +8,7 @@ login() makes them, which skips a password hash per person (Argon2, ~0.1 s each)
 """
 
 import json
+import uuid
 from importlib import import_module
 
 from django.conf import settings
@@ -14,6 +16,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 
 from accounts import actions
 from accounts.models import User
+from chat import actions as chat
 
 spec = json.loads(SPEC)  # noqa: F821  (defined by the caller, see the docstring)
 store = import_module(settings.SESSION_ENGINE).SessionStore
@@ -35,6 +38,9 @@ for n in range(spec["pairs"]):
     receiver, receiver_info = person(f"{spec['prefix']}r{n}")
     actions.request_subscription(sender, receiver.jid)
     actions.accept_subscription(receiver, sender.jid)
+    # Their conversation, opened by a first message (seq 1): the benchmark's tabs show it, as a chat window would.
+    first = chat.send_message(sender, to=receiver.jid, body="hello", client_id=uuid.uuid4())
+    sender_info["conversation"] = receiver_info["conversation"] = first.conversation_id
     pairs.append([sender_info, receiver_info])
 idle = [person(f"{spec['prefix']}i{n}")[1] for n in range(spec["idle"])]
 print("BENCH-USERS " + json.dumps({"pairs": pairs, "idle": idle}))
