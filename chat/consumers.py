@@ -1,6 +1,13 @@
 """The user's WebSocket (one per open tab): a doorway that turns frames into action calls and events into
 rendered fragments. It authenticates on connect, joins the user's group, and re-syncs everything it shows
-on every (re)connect, so a missed push never leaves a screen stale."""
+on every (re)connect, so a missed push never leaves a screen stale.
+
+Messages follow the delivery contract of `chat.actions.messages`: a `message.new` event is only a wake-up.
+Each socket remembers, for the conversation its tab has open, the highest seq it has pushed, and on every
+wake-up pushes exactly the stored messages after it (`messages_after`), so a dropped event is repaired by the
+next one, and nothing is pushed twice. The tab tells the socket what it already has when it opens a
+conversation (`conversation.open` with `after`), which is also what it says after a reconnect.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -17,13 +25,25 @@ from django.template.loader import render_to_string
 
 from accounts import actions
 from accounts.contacts_views import render_contacts
+from accounts.errors import AccountError
 from accounts.events import user_group
 from accounts.models import User
+from chat import actions as chat
+from chat.actions.common import membership, parse_seq
+from chat.actions.typing import TYPING_EXPIRES_SECONDS, set_typing
+from chat.errors import ChatError, NotFound
+from chat.models import Message
+from chat.views import render_conversation_list, render_messages, render_statuses
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 16 * 1024
+# Comfortably above a 10,000-character message in UTF-8 (up to 4 bytes a character) plus the JSON around it.
+MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
+# At most this many messages go out in one push; a longer gap is sent as several pushes in a row.
+PUSH_PAGE = 100
+# Receipts re-render the statuses of the user's own messages among this many newest ones on screen.
+STATUS_WINDOW = 50
 
 
 def _render_error(text: str) -> str:
@@ -36,6 +56,47 @@ def _contacts_html(user_id: int) -> str:
     return render_contacts(None, user, oob=True)
 
 
+@database_sync_to_async
+def _list_html(user_id: int, open_id: int | None) -> str:
+    user = User.objects.get(pk=user_id)
+    return render_conversation_list(user, open_id=open_id, oob=True)
+
+
+def _pushable(user: User, conversation_id: int, after: int) -> tuple[str, int]:
+    """The messages after `after` as one inbox push, and the highest seq in it (`after` when none)."""
+    mine = membership(user, conversation_id)
+    items = chat.messages_after(user, conversation_id, after, PUSH_PAGE)
+    if not items:
+        return "", after
+    return render_messages(user, mine, items, inbox=True), items[-1].seq
+
+
+def _one_message(user: User, conversation_id: int, seq: int) -> str:
+    mine = membership(user, conversation_id)
+    return render_messages(user, mine, chat.messages_after(user, conversation_id, seq - 1, 1), inbox=True)
+
+
+def _statuses(user: User, conversation_id: int, newest: int) -> str:
+    mine = membership(user, conversation_id)
+    low = max(0, newest - STATUS_WINDOW)
+    items = chat.messages_after(user, conversation_id, low, STATUS_WINDOW)
+    return render_statuses(user, mine, [m for m in items if m.sender_jid == user.jid])
+
+
+def _send(user: User, frame: dict[str, object]) -> Message:
+    to = frame.get("conversation") if frame.get("conversation") not in (None, "") else frame.get("to")
+    if not isinstance(to, (str, int)) or isinstance(to, bool):
+        raise ChatError("Say which conversation (or which address) this message is for.")
+    reply_to = frame.get("reply_to")
+    return chat.send_message(
+        user,
+        to=to,
+        body=frame.get("body"),  # type: ignore[arg-type]  (clean_body refuses anything but text)
+        client_id=str(frame.get("client_id", "")),
+        reply_to_seq=None if reply_to in (None, "") else reply_to,  # type: ignore[arg-type]
+    )
+
+
 class UserSocket(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -43,13 +104,20 @@ class UserSocket(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id: int = user.pk
+        self.user_jid: str = user.jid
         self.resource = secrets.token_hex(12)
         self.heartbeat_task: asyncio.Task[None] | None = None
+        # The conversation this tab shows, and per conversation the highest seq this socket has pushed.
+        self.open_conversation: int | None = None
+        self.last_sent: dict[int, int] = {}
+        # Who is typing in the open conversation: jid → (name, monotonic time of their last refresh).
+        self.typers: dict[str, tuple[str, float]] = {}
         # Subscribe first, then read state: an event between the two only causes one extra re-render.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         await self.accept()
         await database_sync_to_async(actions.open_session)(user, self.resource)
-        await self.send(text_data=await _contacts_html(self.user_id))
+        # One frame: the contacts, the presence chooser and the conversation list, each swapped by id.
+        await self.send(text_data=await _contacts_html(self.user_id) + await _list_html(self.user_id, None))
         self.heartbeat_task = asyncio.ensure_future(self._heartbeat())
 
     async def disconnect(self, code: int) -> None:
@@ -74,6 +142,11 @@ class UserSocket(AsyncWebsocketConsumer):
             except Exception:
                 logger.exception("presence heartbeat failed for %s", self.resource)
 
+    async def _user(self) -> User:
+        return await database_sync_to_async(User.objects.get)(pk=self.user_id)
+
+    # --- Frames from the tab ------------------------------------------------------------------------------
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
         if len(raw.encode()) > MAX_FRAME_BYTES:
@@ -88,9 +161,168 @@ class UserSocket(AsyncWebsocketConsumer):
         if kind in ("presence.idle", "presence.active"):
             await database_sync_to_async(actions.set_session_idle)(self.resource, kind == "presence.idle")
         elif kind == "sync":
-            await self.send(text_data=await _contacts_html(self.user_id))
+            lists = await _list_html(self.user_id, self.open_conversation)
+            await self.send(text_data=await _contacts_html(self.user_id) + lists)
+        elif kind == "message.send":
+            await self._message_send(frame)
+        elif kind == "conversation.open":
+            await self._conversation_open(frame)
+        elif kind == "conversation.close":
+            self.open_conversation = None
+        elif kind in ("typing.started", "typing.paused"):
+            await self._typing(frame, kind == "typing.started")
+        elif kind in ("mark.read", "mark.delivered"):
+            await self._mark(frame, kind)
         else:
             await self.send(text_data=_render_error(f"Unknown request type {str(kind)[:40]!r}."))
 
+    async def _message_send(self, frame: dict[str, object]) -> None:
+        client_id = str(frame.get("client_id", ""))[:64]
+        user = await self._user()
+        try:
+            message = await database_sync_to_async(_send)(user, frame)
+        except (ChatError, AccountError) as exc:
+            context = {"error": str(exc), "client_id": client_id, "conversation_id": frame.get("conversation", "")}
+            await self.send(text_data=render_to_string("chat/_composer_error.html", context))
+            return
+        if message.conversation_id == self.open_conversation:
+            # Do not wait for the wake-up (it may be lost): the sender sees the stored copy now.
+            await self._push_new(message.conversation_id)
+        elif frame.get("to") not in (None, "") and frame.get("conversation") in (None, ""):
+            # The first message to someone: their conversation exists now, and the tab opens it.
+            html = render_to_string("chat/_opened.html", {"conversation_id": message.conversation_id})
+            await self.send(text_data=html)
+
+    async def _conversation_open(self, frame: dict[str, object]) -> None:
+        user = await self._user()
+        try:
+            pk = await database_sync_to_async(lambda: membership(user, frame.get("conversation")).conversation_id)()
+            after = parse_seq(frame.get("after", 0), "after")
+        except ChatError as exc:
+            await self.send(text_data=_render_error(str(exc)))
+            return
+        self.open_conversation = pk
+        self.last_sent[pk] = after
+        self.typers = {}
+        await self._push_new(pk)
+
+    async def _typing(self, frame: dict[str, object], started: bool) -> None:
+        user = await self._user()
+        try:
+            await database_sync_to_async(set_typing)(user, frame.get("conversation"), started)
+        except ChatError as exc:
+            await self.send(text_data=_render_error(str(exc)))
+
+    async def _mark(self, frame: dict[str, object], kind: str) -> None:
+        user = await self._user()
+        mark = chat.mark_read if kind == "mark.read" else chat.mark_delivered
+        try:
+            await database_sync_to_async(mark)(user, frame.get("conversation"), frame.get("seq"))  # type: ignore[arg-type]
+        except ChatError as exc:
+            await self.send(text_data=_render_error(str(exc)))
+
+    # --- Pushes -------------------------------------------------------------------------------------------
+
+    async def _push_new(self, conversation_id: int) -> None:
+        """Push the stored messages after the last one this socket sent for the open conversation."""
+        if conversation_id != self.open_conversation:
+            return
+        user = await self._user()
+        for _ in range(50):  # bounded: 50 pages of PUSH_PAGE; a longer gap is left to the next wake-up
+            after = self.last_sent.get(conversation_id, 0)
+            try:
+                html, newest = await database_sync_to_async(_pushable)(user, conversation_id, after)
+            except NotFound:
+                self.open_conversation = None
+                return
+            if not html:
+                return
+            self.last_sent[conversation_id] = newest
+            await self.send(text_data=html)
+            if newest - after < PUSH_PAGE:
+                # Whoever just wrote has stopped typing.
+                senders = await database_sync_to_async(_senders)(conversation_id, after, newest)
+                if self.typers.keys() & senders:
+                    self.typers = {jid: v for jid, v in self.typers.items() if jid not in senders}
+                    await self._send_typing(conversation_id)
+                return
+
+    async def message_new(self, event: dict[str, object]) -> None:
+        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+        await self._push_new(int(event["conversation"]))  # type: ignore[arg-type]
+
+    async def conversation_request(self, event: dict[str, object]) -> None:
+        await self.message_new(event)
+
+    async def _message_changed(self, event: dict[str, object]) -> None:
+        pk, seq = int(event["conversation"]), int(event["seq"])  # type: ignore[arg-type]
+        if pk == self.open_conversation and seq <= self.last_sent.get(pk, 0):
+            user = await self._user()
+            with contextlib.suppress(NotFound):
+                await self.send(text_data=await database_sync_to_async(_one_message)(user, pk, seq))
+
+    async def message_edited(self, event: dict[str, object]) -> None:
+        await self._message_changed(event)
+
+    async def message_reactions(self, event: dict[str, object]) -> None:
+        await self._message_changed(event)
+
+    async def message_deleted(self, event: dict[str, object]) -> None:
+        await self._message_changed(event)
+        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+
+    async def _receipt(self, event: dict[str, object]) -> None:
+        pk = int(event["conversation"])  # type: ignore[arg-type]
+        if event.get("jid") == self.user_jid:  # this user read in another tab: unread counts changed
+            await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+            return
+        if pk == self.open_conversation and self.last_sent.get(pk):
+            user = await self._user()
+            with contextlib.suppress(NotFound):
+                html = await database_sync_to_async(_statuses)(user, pk, self.last_sent[pk])
+                if html:
+                    await self.send(text_data=html)
+
+    async def receipt_read(self, event: dict[str, object]) -> None:
+        await self._receipt(event)
+
+    async def receipt_delivered(self, event: dict[str, object]) -> None:
+        await self._receipt(event)
+
+    async def conversation_updated(self, event: dict[str, object]) -> None:
+        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+
+    async def conversation_removed(self, event: dict[str, object]) -> None:
+        if event.get("conversation") == self.open_conversation:
+            self.open_conversation = None
+        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+
+    async def typing_update(self, event: dict[str, object]) -> None:
+        pk = event.get("conversation")
+        jid = str(event.get("jid", ""))
+        if pk != self.open_conversation or jid == self.user_jid:
+            return
+        if event.get("started"):
+            self.typers[jid] = (str(event.get("name", jid)), time.monotonic())
+        else:
+            self.typers.pop(jid, None)
+        await self._send_typing(pk)
+
+    async def _send_typing(self, conversation_id: int) -> None:
+        now = time.monotonic()
+        self.typers = {j: v for j, v in self.typers.items() if now - v[1] < TYPING_EXPIRES_SECONDS}
+        names = sorted(name for name, _ in self.typers.values())
+        await self.send(
+            text_data=render_to_string("chat/_typing.html", {"conversation_id": conversation_id, "names": names})
+        )
+
     async def roster_changed(self, event: dict[str, object]) -> None:
         await self.send(text_data=await _contacts_html(self.user_id))
+
+
+def _senders(conversation_id: int, after: int, newest: int) -> set[str]:
+    return set(
+        Message.objects.filter(conversation_id=conversation_id, seq__gt=after, seq__lte=newest).values_list(
+            "sender_jid", flat=True
+        )
+    )

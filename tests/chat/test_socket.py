@@ -169,7 +169,7 @@ def test_a_request_appears_live_in_the_other_side_s_requests(alice, bob):
         ("not json", "did not understand"),
         (json.dumps({"no": "type"}), "did not understand"),
         (json.dumps({"type": "launch.missiles"}), "Unknown request type"),
-        (json.dumps({"type": "presence.idle", "pad": "x" * 20_000}), "too large"),
+        (json.dumps({"type": "presence.idle", "pad": "x" * 70_000}), "too large"),
     ],
     ids=["not-json", "no-type", "unknown-type", "oversize"],
 )
