@@ -28,6 +28,8 @@ class PrivacyForm(forms.Form):
     directory_visible = forms.BooleanField(
         label="Let people on this server find me by name or username", required=False
     )
+    send_read_markers = forms.BooleanField(label="Tell people when I have read their messages", required=False)
+    send_typing = forms.BooleanField(label="Show people when I am typing", required=False)
     idle_away_minutes = forms.IntegerField(
         label="Show me as away after this many idle minutes",
         min_value=IDLE_MINUTES_RANGE[0],

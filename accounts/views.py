@@ -29,6 +29,8 @@ def _privacy_form(user: User) -> PrivacyForm:
             "show_last_seen": user.show_last_seen,
             "directory_visible": user.directory_visible,
             "idle_away_minutes": user.idle_away_minutes,
+            "send_read_markers": user.send_read_markers,
+            "send_typing": user.send_typing,
         }
     )
 

@@ -49,8 +49,17 @@ def update_profile(user: User, *, display_name: str, status_message: str) -> Use
 IDLE_MINUTES_RANGE = (1, 240)
 
 
-def update_privacy(user: User, *, show_last_seen: bool, directory_visible: bool, idle_away_minutes: int) -> User:
-    """Privacy and presence preferences: last-seen visibility, directory listing, auto-away delay."""
+def update_privacy(
+    user: User,
+    *,
+    show_last_seen: bool,
+    directory_visible: bool,
+    idle_away_minutes: int,
+    send_read_markers: bool | None = None,
+    send_typing: bool | None = None,
+) -> User:
+    """Privacy and presence preferences: last-seen visibility, directory listing, auto-away delay, and whether
+    read markers and typing notifications are sent (None leaves those two as they are)."""
     low, high = IDLE_MINUTES_RANGE
     if not low <= idle_away_minutes <= high:
         raise InvalidProfile("idle_away_minutes", f"Choose between {low} and {high} minutes.")
@@ -58,7 +67,14 @@ def update_privacy(user: User, *, show_last_seen: bool, directory_visible: bool,
         user.show_last_seen = show_last_seen
         user.directory_visible = directory_visible
         user.idle_away_minutes = idle_away_minutes
-        user.save(update_fields=["show_last_seen", "directory_visible", "idle_away_minutes"])
+        fields = ["show_last_seen", "directory_visible", "idle_away_minutes"]
+        if send_read_markers is not None:
+            user.send_read_markers = send_read_markers
+            fields.append("send_read_markers")
+        if send_typing is not None:
+            user.send_typing = send_typing
+            fields.append("send_typing")
+        user.save(update_fields=fields)
         notify_users(presence_audience(user), ROSTER_CHANGED)  # last seen may have appeared or vanished
     return user
 
