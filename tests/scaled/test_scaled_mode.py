@@ -4,8 +4,10 @@ each other live, because fan-out goes through Redis and the truth is in PostgreS
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import uuid
 
 from tests.scaled.site import Person, healthz, receive_until
 
@@ -18,13 +20,17 @@ def shows(jid: str, show_pattern: str):
     return lambda frame: row.search(frame) is not None
 
 
+def message_frame(body: str, **target: object) -> str:
+    return json.dumps({"type": "message.send", "body": body, "client_id": str(uuid.uuid4()), **target})
+
+
 def test_every_web_process_is_healthy_on_the_shared_database_and_redis(scaled_site):
     for url in scaled_site.web_urls:
         status, checks = healthz(url)
         assert (status, checks) == (200, {"status": "ok", "checks": {"database": "ok", "channel_layer": "ok"}})
 
 
-def test_people_on_different_web_processes_see_each_other_live_and_a_dead_process_is_swept(scaled_site):
+def test_people_on_two_web_processes_see_each_others_presence_and_messages_and_a_dead_process_is_swept(scaled_site):
     web1, web2 = scaled_site.web_urls
     alice = Person(web1, "alice").sign_up()
     bob = Person(web2, "bob").sign_up()
@@ -40,6 +46,17 @@ def test_people_on_different_web_processes_see_each_other_live_and_a_dead_proces
             # Bob's socket on web 2 comes online; Alice's socket on web 1 is told through Redis.
             receive_until(bob_ws, shows(alice_jid, "available"), 15, "Alice online on Bob's screen")
             receive_until(alice_ws, shows(bob_jid, "available"), 15, "Bob online on Alice's screen")
+
+            # A message typed on web 1 wakes Bob's socket on web 2 through Redis; opening the conversation there
+            # reads it from PostgreSQL; his answer goes back the other way.
+            alice_ws.send(message_frame(to=bob_jid, body="hello from web 1"))
+            listed = receive_until(bob_ws, lambda f: "hello from web 1" in f, 15, "Alice's message in Bob's list")
+            conversation = int(re.search(r'data-conversation="(\d+)"', listed).group(1))
+            bob_ws.send(json.dumps({"type": "conversation.open", "conversation": conversation, "after": 0}))
+            shown = receive_until(bob_ws, lambda f: 'data-seq="1"' in f, 15, "the message itself on Bob's screen")
+            assert "hello from web 1" in shown
+            bob_ws.send(message_frame(conversation=conversation, body="hello back from web 2"))
+            receive_until(alice_ws, lambda f: "hello back from web 2" in f, 15, "Bob's answer on Alice's screen")
 
             # A web process dies without a word (no disconnect, no close_session): Bob's heartbeats stop, and the
             # beat's sweep, run by the worker, marks him offline; Alice, on the surviving process, is told.
