@@ -336,7 +336,7 @@ class ApiStream(AsyncWebsocketConsumer):
             return
         kind = frame["type"]
         handler = {
-            "sync": self._sync,
+            "sync": self._sync_frame,
             "read": self._marker,
             "delivered": self._marker,
             "typing": self._typing_frame,
@@ -354,7 +354,7 @@ class ApiStream(AsyncWebsocketConsumer):
     async def _ping(self, frame: dict, ref: object) -> None:
         await self._send({"type": "pong", **({"ref": ref} if ref is not None else {})})
 
-    async def _sync(self, frame: dict, ref: object) -> None:
+    async def _sync_frame(self, frame: dict, ref: object) -> None:
         wanted = frame.get("conversations")
         if not isinstance(wanted, dict) or len(wanted) > MAX_SYNC_CONVERSATIONS:
             raise InvalidArgument(
