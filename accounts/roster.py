@@ -12,7 +12,8 @@ from datetime import datetime
 from django.conf import settings
 
 from accounts.actions.presence import Presence, presence_of
-from accounts.models import BlockedJid, PresenceSession, RosterItem, Subscription, User
+from accounts.models import BlockedJid, PresenceSession, RosterItem, Show, Subscription, User
+from federation.models import RemotePresence
 
 UNGROUPED = "Contacts"
 
@@ -100,6 +101,17 @@ def _local_people(jids: list[str]) -> dict[str, User]:
     return {user.jid: user for user in User.objects.filter(username__in=usernames, is_active=True)}
 
 
+def remote_presence(item: RosterItem, latest: RemotePresence | None) -> Presence | None:
+    """A remote contact's presence as the list shows it: what their server last sent us, or offline."""
+    if not item.sees_presence:
+        return None
+    if latest is None or not latest.available:
+        return Presence(Show.OFFLINE, latest.status if latest else "", None)
+    # RFC 6121 <show/> values; "chat" (free for chat) is shown as available, as we have no such state.
+    show = latest.show if latest.show in (Show.AWAY, Show.XA, Show.DND) else Show.AVAILABLE
+    return Presence(show, latest.status)
+
+
 def roster_view(user: User) -> RosterView:
     items = list(
         RosterItem.objects.filter(owner=user).filter(listed=True).prefetch_related("groups").order_by("jid")
@@ -124,10 +136,20 @@ def roster_view(user: User) -> RosterView:
         )
     )
 
+    # Remote contacts: their server pushes presence to us only while we are subscribed (`to`/`both`).
+    remote = {
+        row.jid: row
+        for row in RemotePresence.objects.filter(
+            jid__in=[item.jid for item in items if item.is_remote and item.sees_presence]
+        )
+    }
+
     def presence_for(item: RosterItem, person: User | None) -> Presence | None:
-        if person is None or person.pk not in sharing or person.pk in blocked_me:
-            return None
         if item.jid in my_blocks or item.domain in my_blocks:
+            return None
+        if item.is_remote:
+            return remote_presence(item, remote.get(item.jid))
+        if person is None or person.pk not in sharing or person.pk in blocked_me:
             return None
         return presence_of(person, sessions[person.pk])
 
