@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("contacts/", include("accounts.contacts_urls")),
     path("api/v1/", include("chat.api.urls")),
+    path("search", include("chat.search_urls")),
     path("", include("chat.urls")),
 ]
 

@@ -235,3 +235,65 @@ def test_index_triggers_come_back_after_a_table_rebuild_drops_them(alice, bob):
     assert [seq for _, seq in found(bob, "missing")] == [2]
     send(alice, bob.jid, "and after the repair")
     assert [seq for _, seq in found(bob, "repair")] == [3]
+
+
+# --- The search page --------------------------------------------------------------------------------------
+
+
+def by_class(tree, name: str) -> list:
+    return tree.xpath(f".//*[contains(concat(' ', normalize-space(@class), ' '), ' {name} ')]")
+
+
+def test_search_page_lists_hits_linking_to_the_message_in_context(client, alice, bob):
+    message = send(alice, bob.jid, "the <b>secret</b> recipe is here")
+    client.force_login(bob)
+
+    response = client.get("/search", {"q": "recipe"})
+
+    assert response.status_code == 200
+    page = lxml.html.fromstring(response.content)
+    (hit,) = by_class(page, "msgsearch-hit")
+    assert hit.xpath(".//a")[0].get("href") == f"/c/{message.conversation_id}/around/1"
+    assert by_class(hit, "msgsearch-hit__where")[0].text_content() == "Alice"
+    assert [m.text for m in hit.xpath(".//mark")] == ["recipe"]
+    assert "<b>secret</b>" in by_class(hit, "msgsearch-hit__snippet")[0].text_content()
+    assert page.get_element_by_id("topbar-search").get("value") == "recipe"
+
+
+def test_htmx_search_answers_with_the_results_fragment_and_pages(client, alice, bob):
+    for i in range(22):
+        send(alice, bob.jid, f"note {i}")
+    client.force_login(bob)
+
+    first = client.get("/search", {"q": "note"}, headers={"HX-Request": "true"})
+    fragment = lxml.html.fragment_fromstring(first.content.decode(), create_parent="div")
+    assert by_class(fragment, "msgsearch-results") and not fragment.xpath(".//form")
+    assert len(by_class(fragment, "msgsearch-hit")) == 20
+    more = by_class(fragment, "msgsearch-more")[0].xpath(".//button")[0].get("hx-get")
+
+    second = client.get(more, headers={"HX-Request": "true"})
+    rest = lxml.html.fragment_fromstring(second.content.decode(), create_parent="div")
+    assert not by_class(rest, "msgsearch-results")  # the next items only, appended in place of the button
+    assert [by_class(li, "msgsearch-hit__snippet")[0].text_content() for li in by_class(rest, "msgsearch-hit")] == [
+        "note 1",
+        "note 0",
+    ]
+    assert not by_class(rest, "msgsearch-more")
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [("!!!", "Search for at least one word: letters or digits."), ("x" * 300, "at most 200 characters")],
+)
+def test_search_page_shows_query_errors(client, alice, query, shown):
+    client.force_login(alice)
+
+    response = client.get("/search", {"q": query})
+
+    assert response.status_code == 200
+    assert shown in by_class(lxml.html.fromstring(response.content), "msgsearch-results__error")[0].text
+
+
+def test_search_page_needs_a_signed_in_user(client):
+    response = client.get("/search", {"q": "x"})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
