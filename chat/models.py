@@ -79,6 +79,8 @@ class Participant(models.Model):
     left_at = models.DateTimeField(null=True, blank=True)
     last_read_seq = models.PositiveBigIntegerField(default=0)
     last_delivered_seq = models.PositiveBigIntegerField(default=0)
+    # The newest seq a missed-message email has told them about (chat.actions.missed_email): never twice.
+    emailed_seq = models.PositiveBigIntegerField(default=0)
     is_request = models.BooleanField(default=False)
 
     class Meta:
