@@ -33,6 +33,7 @@ from accounts.events import notify_users
 from accounts.jid import BareJid
 from accounts.models import RosterItem, Subscription, User
 from chat import actions as chat_actions
+from chat.actions.typing import receive_chat_state
 from chat.errors import InvalidMessage
 from federation import outbox, policy, ratelimit, stanzas
 from federation.bounce import error_reply
@@ -172,7 +173,7 @@ def _message_error(sender: BareJid, stanza: etree._Element) -> None:
 
 def _chat_state(sender: BareJid, recipient: User, state: str) -> None:
     """XEP-0085: the remote person is typing (or stopped) in their conversation with `recipient`."""
-    chat_actions.receive_chat_state(str(sender), recipient, state)
+    receive_chat_state(str(sender), recipient, state)
 
 
 # --- presence ---------------------------------------------------------------------------------------------

@@ -9,8 +9,11 @@ lost "paused" (a closed tab) cannot leave it stuck. Someone who chose not to sen
 from __future__ import annotations
 
 from accounts.events import notify_users
-from accounts.models import User
+from accounts.models import RosterItem, User
 from chat.actions.common import current_members, local_user_ids, membership
+from chat.actions.messages import direct_key
+from chat.models import Conversation, Participant
+from federation import outbox, stanzas
 
 TYPING = "typing.update"
 TYPING_EXPIRES_SECONDS = 6.0
@@ -26,7 +29,38 @@ def set_typing(user: User, conversation_id: object, started: bool) -> bool:
     mine = membership(user, conversation_id)
     if not getattr(user, "send_typing", True) or mine.is_request:
         return False
-    others = [uid for uid in local_user_ids(current_members(mine.conversation)) if uid != user.pk]
+    members = current_members(mine.conversation)
+    others = [uid for uid in local_user_ids(members) if uid != user.pk]
     # Outside a transaction on_commit runs at once: no database write happens for typing.
     notify_users(others, TYPING, conversation=mine.conversation_id, jid=user.jid, name=user.name, started=started)
-    return bool(others)
+    # People on other servers (direct conversations only) get XEP-0085 composing/paused through the outbox:
+    # the one row typing writes, because everything we send another server is a row first (DESIGN.md).
+    remote = [p.jid for p in members if p.user_id is None]
+    for jid in remote:
+        state = stanzas.chat_state(user.jid, jid, "composing" if started else "paused")
+        outbox.enqueue(state, recipient=jid)
+    return bool(others or remote)
+
+
+def receive_chat_state(sender_jid: str, recipient: User, state: str) -> bool:
+    """A person on another server sent `recipient` a XEP-0085 chat state: `composing` shows them typing in the
+    direct conversation of the two, anything else (paused, active, inactive, gone) stops it. Nothing when there
+    is no conversation yet, or while it waits in the recipient's Requests (a stranger's typing is not news).
+    Returns whether the recipient's screens were told."""
+    conversation_id = (
+        Conversation.objects.filter(direct_key=direct_key(sender_jid, recipient.jid))
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if conversation_id is None:
+        return False
+    shown = Participant.objects.filter(
+        conversation_id=conversation_id, user=recipient, left_at__isnull=True, is_request=False
+    ).exists()
+    if not shown:
+        return False
+    nickname = RosterItem.objects.filter(owner=recipient, jid=sender_jid).values_list("name", flat=True).first()
+    name = nickname or sender_jid.rpartition("@")[0] or sender_jid
+    started = state == "composing"
+    notify_users([recipient.pk], TYPING, conversation=conversation_id, jid=sender_jid, name=name, started=started)
+    return True

@@ -13,6 +13,7 @@ from accounts.models import RosterItem
 from accounts.roster import roster_view
 from chat import actions as chat_actions
 from chat import ratelimit as counters
+from chat.actions.typing import set_typing
 from chat.models import Message, Participant
 from federation import handlers, policy
 from federation.models import OutboxItem, RemotePresence
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.django_db
 REMOTE = "prosody.localhost"
 ROMEO = f"romeo@{REMOTE}"
 ME = "alice@imweb.localhost"
+CHATSTATES = "http://jabber.org/protocol/chatstates"
 
 
 def stanza(xml: str) -> etree._Element:
@@ -341,3 +343,56 @@ def test_handle_never_lets_a_failure_reach_the_stream(me, monkeypatch):
 
     monkeypatch.setattr(handlers, "process", broken)
     asyncio.run(handlers.handle(REMOTE, stanza(chat())))  # logged, not raised
+
+
+# --- chat states (XEP-0085) -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def typing_events(monkeypatch):
+    """Typing events published to users' groups, as (user ids, event) (recorded where they leave the process)."""
+    seen = []
+
+    async def record(user_ids, event):
+        if event["type"] == "typing.update":
+            seen.append((set(user_ids), event))
+
+    monkeypatch.setattr("accounts.events._send_all", record)
+    return seen
+
+
+def test_remote_typing_reaches_the_recipient_s_screens(me, typing_events, django_capture_on_commit_callbacks):
+    make_contacts(me)
+    account_actions.rename_contact(me, ROMEO, "Romeo M.")
+    message = chat_actions.send_message(me, to=ROMEO, body="Romeo?", client_id=uuid.uuid4())
+    with django_capture_on_commit_callbacks(execute=True):
+        receive(f"<message from='{ROMEO}/phone' to='{ME}' type='chat'><composing xmlns='{CHATSTATES}'/></message>")
+        receive(f"<message from='{ROMEO}/phone' to='{ME}' type='chat'><paused xmlns='{CHATSTATES}'/></message>")
+
+    assert [(ids, e["conversation"], e["jid"], e["name"], e["started"]) for ids, e in typing_events] == [
+        ({me.pk}, message.conversation_id, ROMEO, "Romeo M.", True),
+        ({me.pk}, message.conversation_id, ROMEO, "Romeo M.", False),
+    ]
+    assert Message.objects.count() == 1  # chat states are never stored
+    assert sent("chatstate") == []
+
+
+def test_a_stranger_s_typing_is_not_shown(me, typing_events, django_capture_on_commit_callbacks):
+    receive(chat("hello"))  # waits in Requests
+    with django_capture_on_commit_callbacks(execute=True):
+        receive(f"<message from='{ROMEO}' to='{ME}' type='chat'><composing xmlns='{CHATSTATES}'/></message>")
+    assert typing_events == []
+
+
+@pytest.mark.parametrize("send_typing", [True, False], ids=["typing on", "typing off"])
+def test_our_typing_goes_to_the_remote_person_unless_turned_off(me, send_typing):
+    make_contacts(me)
+    message = chat_actions.send_message(me, to=ROMEO, body="Romeo?", client_id=uuid.uuid4())
+    me.send_typing = send_typing
+    me.save()
+
+    set_typing(me, message.conversation_id, True)
+    set_typing(me, message.conversation_id, False)
+
+    states = [[etree.QName(child).localname for child in element] for element in sent("chatstate")]
+    assert states == ([["composing", "no-store"], ["paused", "no-store"]] if send_typing else [])
