@@ -39,6 +39,7 @@ from accounts.roster import roster_view
 from accounts.tokens import authenticate_token
 from chat import actions
 from chat.actions.common import conversation_pk, parse_seq
+from chat.actions.typing import set_typing
 from chat.api.auth import query_params, token_from_scope
 from chat.api.errors import DOMAIN_ERRORS, describe
 from chat.api.schemas import message_out, presence_out
@@ -273,15 +274,18 @@ class ApiStream(AsyncWebsocketConsumer):
     async def receipt_delivered(self, event: dict) -> None:
         await self._receipt(event, "delivered")
 
-    async def _typing(self, event: dict, state: str) -> None:
-        data = {k: v for k, v in event.items() if k != "type"}
-        await self._send({"type": "typing", "state": state, **data})
-
-    async def typing_started(self, event: dict) -> None:
-        await self._typing(event, "started")
-
-    async def typing_paused(self, event: dict) -> None:
-        await self._typing(event, "paused")
+    async def typing_update(self, event: dict) -> None:
+        if event.get("jid") == self.user.jid:
+            return
+        await self._send(
+            {
+                "type": "typing",
+                "conversation": event.get("conversation"),
+                "jid": event.get("jid"),
+                "name": event.get("name"),
+                "state": "started" if event.get("started") else "paused",
+            }
+        )
 
     async def conversation_updated(self, event: dict) -> None:
         pk = await self._know(event.get("conversation"))
@@ -382,10 +386,7 @@ class ApiStream(AsyncWebsocketConsumer):
         await self._send({**answer, **({"ref": ref} if ref is not None else {})})
 
     async def _typing_frame(self, frame: dict, ref: object) -> None:
-        typing = getattr(actions, "set_typing", None)
-        if typing is None:
-            raise InvalidArgument("Typing notifications are not available on this server yet.")
         state = frame.get("state")
         if state not in ("started", "paused"):
             raise InvalidArgument('typing needs "state": "started" or "paused".')
-        await database_sync_to_async(typing)(self.user, frame.get("conversation"), state == "started")
+        await database_sync_to_async(set_typing)(self.user, frame.get("conversation"), state == "started")

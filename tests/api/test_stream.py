@@ -18,6 +18,7 @@ from accounts import actions as accounts
 from accounts import events
 from accounts.tokens import issue_token, revoke_token
 from chat import actions
+from chat.actions.typing import set_typing
 from imweb.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -275,6 +276,32 @@ def test_read_and_delivered_frames_move_markers(friends, token):
 
     run(scenario)
     assert actions.conversations_for(alice)[0].unread == 0
+
+
+def test_typing_goes_both_ways(friends, token):
+    alice, bob = friends
+    conversation = send(alice, bob.jid, "hi").conversation_id
+    bob_token = issue_token(bob)[1]
+
+    async def scenario():
+        alices, _ = await open_stream(token)
+        bobs, _ = await open_stream(bob_token)
+        await database_sync_to_async(set_typing)(bob, conversation, True)
+        typing = await receive_type(alices, "typing")
+        assert typing == {
+            "type": "typing",
+            "conversation": conversation,
+            "jid": bob.jid,
+            "name": "Bob",
+            "state": "started",
+        }
+        await alices.send_json_to({"type": "typing", "conversation": conversation, "state": "paused"})
+        paused = await receive_type(bobs, "typing")
+        assert (paused["jid"], paused["state"]) == (alice.jid, "paused")
+        await alices.disconnect()
+        await bobs.disconnect()
+
+    run(scenario)
 
 
 # --- Contacts and presence --------------------------------------------------------------------------------
