@@ -85,14 +85,18 @@ class OutboxSender:
 
     async def start(self, *, listen: bool = True) -> None:
         """Recover from a crash, load the deny list, and start sending (and listening for wake-ups)."""
+        await self.recover()
+        self.main = asyncio.create_task(self._run())
+        if listen:
+            self.listener = asyncio.create_task(self._listen())
+
+    async def recover(self) -> None:
+        """Rows left `sending` by a crash go back to the queue; load the deny list; listen to stream events."""
         requeued = await database_sync_to_async(self._recover)()
         if requeued:
             logger.info("outbox: %d stanzas were being handed over when we stopped; sending them again", requeued)
         self.service.denied = await database_sync_to_async(policy.denied_domains)()
         self.service.state_listener = self.domain_state
-        self.main = asyncio.create_task(self._run())
-        if listen:
-            self.listener = asyncio.create_task(self._listen())
 
     async def stop(self) -> None:
         tasks = [task for task in (self.main, self.listener, *self.domains.values(), *self.tasks) if task]

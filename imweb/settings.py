@@ -256,6 +256,14 @@ IMWEB_S2S_PEERS = os.environ.get("IMWEB_S2S_PEERS", "")
 IMWEB_DIALBACK_SECRET = os.environ.get("IMWEB_DIALBACK_SECRET", "")
 IMWEB_DNS_SERVER = os.environ.get("IMWEB_DNS_SERVER", "")
 IMWEB_S2S_HANDSHAKE_TIMEOUT = os.environ.get("IMWEB_S2S_HANDSHAKE_TIMEOUT", "")
+# How long an outbound stanza keeps being retried before its sender sees "failed" (default: 3 days).
+IMWEB_FEDERATION_RETENTION_SECONDS = env_int("IMWEB_FEDERATION_RETENTION_SECONDS", 3 * 24 * 60 * 60)
+# Celery beat wakes the outbox sender this often (a fallback; commits wake it at once, and it polls too).
+IMWEB_FEDERATION_WAKE_SECONDS = env_int("IMWEB_FEDERATION_WAKE_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["wake-federation-outbox"] = {
+    "task": "federation.tasks.wake_outbox",
+    "schedule": float(IMWEB_FEDERATION_WAKE_SECONDS),
+}
 
 # --- Email ----------------------------------------------------------------------------------------------
 _EMAIL_BACKENDS = {

@@ -1,5 +1,6 @@
 """Interop fixtures, started once per module and stopped by PID: a loopback DNS server, a throwaway Prosody,
 our federation service (in-process, on an asyncio loop in a thread, or as the real `manage.py runfederation`),
+the whole imweb service beside Prosody (`imweb_service`: web, worker, federation, as `make run` starts it),
 and a slixmpp client on Prosody. Every port is a free one, so a running instance is never in the way.
 
 Each TLS mode ("off", "required") gets its own Prosody and service, configured to match: Prosody's
@@ -18,9 +19,17 @@ from pathlib import Path
 import pytest
 
 from federation.conf import FederationConfig
-from tests.interop.harness import ChatClient, LoopThread, Prosody, RunningService, port_accepts, start_service
+from tests.interop.harness import (
+    ChatClient,
+    ImwebService,
+    LoopThread,
+    Prosody,
+    RunningService,
+    port_accepts,
+    start_service,
+)
 from tests.interop.minidns import MiniDNS
-from tests.servers import BASE_DIR, free_port, stop_process, wait_for
+from tests.servers import BASE_DIR, Service, free_port, stop_process, wait_for
 
 TLS_MODES = ["off", "required"]
 IMWEB = "imweb.localhost"
@@ -57,8 +66,18 @@ def prosody_installed() -> None:
 
 
 @pytest.fixture(scope="module")
+def prosody_offline() -> bool:
+    """Whether Prosody keeps messages for offline users (mod_offline); a module overrides this fixture."""
+    return False
+
+
+@pytest.fixture(scope="module")
 def prosody(
-    prosody_installed: None, tls_mode: str, dns: MiniDNS, tmp_path_factory: pytest.TempPathFactory
+    prosody_installed: None,
+    tls_mode: str,
+    dns: MiniDNS,
+    tmp_path_factory: pytest.TempPathFactory,
+    prosody_offline: bool,
 ) -> Iterator[Prosody]:
     server = Prosody(
         tmp_path_factory.mktemp(f"prosody-{tls_mode}"),
@@ -67,6 +86,7 @@ def prosody(
         dns_port=dns.port,
         c2s_port=free_port(),
         s2s_port=free_port(),
+        offline=prosody_offline,
     )
     dns.publish_xmpp_server(PROSODY_DOMAIN, server.s2s_port)
     server.write_config()
@@ -98,6 +118,32 @@ def imweb(
 
 
 @pytest.fixture(scope="module")
+def imweb_service(
+    dns: MiniDNS, prosody: Prosody, tls_mode: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ImwebService]:
+    """The whole imweb for imweb.localhost (supervisor: Daphne, Celery, Valkey, runfederation) beside Prosody.
+
+    Prosody finds our s2s port through the loopback DNS (SRV); we reach Prosody through the static route. The
+    service keeps its own SQLite database and Valkey under its folder; `ImwebService.django()` runs code in a
+    process configured exactly like the service's, to create users and call actions against that database.
+    """
+    s2s_port = free_port()
+    env = {
+        "IMWEB_DOMAIN": IMWEB,
+        "IMWEB_S2S_PORT": str(s2s_port),
+        "IMWEB_S2S_BIND": "127.0.0.1",
+        "IMWEB_S2S_TLS": tls_mode,
+        "IMWEB_S2S_PEERS": f"{PROSODY_DOMAIN}=127.0.0.1:{prosody.s2s_port}",
+        "IMWEB_DNS_SERVER": f"127.0.0.1:{dns.port}",  # never the system's: these tests stay on loopback
+        "IMWEB_DIALBACK_SECRET": "interop dialback secret",
+    }
+    dns.publish_xmpp_server(IMWEB, s2s_port)
+    service = Service(tmp_path_factory.mktemp(f"imweb-service-{tls_mode}"), env=env).start()
+    yield ImwebService(service, s2s_port)
+    service.stop()
+
+
+@pytest.fixture(scope="module")
 def alice(loop_thread: LoopThread, prosody: Prosody) -> Iterator[ChatClient]:
     client = ChatClient(loop_thread, f"alice@{PROSODY_DOMAIN}/phone", ALICE_PASSWORD, prosody.c2s_port).connect()
     yield client
@@ -122,16 +168,21 @@ class Subprocess:
 
 
 def start_runfederation(directory: Path, env: dict[str, str], port: int) -> Subprocess:
-    """`manage.py runfederation` with tests.interop.federation_settings, which reads the IMWEB_* environment."""
+    """`manage.py runfederation` alone (migrated database, no Valkey: the outbox sender then polls)."""
     full_env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     full_env |= {
-        "DJANGO_SETTINGS_MODULE": "tests.interop.federation_settings",
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
         "IMWEB_VAR_DIR": str(directory),
         "IMWEB_DOMAIN": IMWEB,
         "IMWEB_S2S_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     }
     full_env |= env
+    # The outbox sender reads its table from the start, as under the supervisor, which migrates first.
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=full_env, check=True,
+        capture_output=True, timeout=120,
+    )  # fmt: skip
     log_path = directory / "runfederation.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -4,11 +4,13 @@ s2s peer that speaks bytes. The fixtures in conftest.py start them once per modu
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -25,7 +27,7 @@ from federation.serialize import stream_header
 from federation.service import FederationService
 from federation.tls import generate_self_signed
 from federation.xmlstream import STREAMS_NS, StanzaReceived, StreamClosed, StreamOpened, XMLStreamParser
-from tests.servers import wait_for
+from tests.servers import BASE_DIR, Service, wait_for
 
 T = TypeVar("T")
 
@@ -112,6 +114,37 @@ def start_service(loop: LoopThread, config: FederationConfig) -> RunningService:
     return RunningService(service, received, loop)
 
 
+@dataclass
+class ImwebService:
+    """The whole imweb service (tests.servers.Service) with federation, and a way into its database."""
+
+    service: Service
+    s2s_port: int
+
+    def env(self) -> dict[str, str]:
+        """The environment the service's processes run with (so a helper process shares its DB and Valkey)."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"DJANGO_SETTINGS_MODULE", "REDIS_URL", "DATABASE_URL", "IMWEB_VAR_DIR"}
+        }
+        return env | {"IMWEB_VAR_DIR": str(self.service.var_dir)} | self.service.extra_env
+
+    def django(self, code: str, timeout: float = 120.0) -> str:
+        """Run `code` in `manage.py shell` against the service's database and Valkey; returns what it printed.
+
+        Actions called here publish on commit through the service's Valkey, so the running processes are woken
+        exactly as by a request of their own web process.
+        """
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=BASE_DIR, env=self.env(), capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py shell failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        return result.stdout
+
+
 # --- Prosody -----------------------------------------------------------------------------------------------------
 
 
@@ -123,7 +156,11 @@ class Prosody:
     Peers are found through `dns_port`, our MiniDNS, via libunbound's forwarder (FEDERATION.md §2).
     """
 
-    def __init__(self, directory: Path, *, domain: str, tls: str, dns_port: int, c2s_port: int, s2s_port: int):
+    def __init__(
+        self, directory: Path, *, domain: str, tls: str, dns_port: int, c2s_port: int, s2s_port: int,
+        offline: bool = False,
+    ) -> None:  # fmt: skip
+        self.offline = offline  # keep messages for offline users (mod_offline) instead of bouncing them
         self.directory = directory
         self.domain = domain
         self.tls = tls
@@ -171,7 +208,7 @@ s2s_secure_auth = false
 unbound = {{ resolvconf = false; hoststxt = false; forward = "127.0.0.1@{self.dns_port}";
             options = {{ ["local-zone"] = "localhost. transparent" }} }}
 modules_enabled = {{ {module_list} }}
-modules_disabled = {{ "offline" }}
+modules_disabled = {{ {"" if self.offline else '"offline"'} }}
 {tls_lines}
 VirtualHost "{self.domain}"
 """
@@ -224,8 +261,9 @@ VirtualHost "{self.domain}"
 class ChatClient:
     """A slixmpp c2s client (FEDERATION.md: slixmpp is excellent as the test client); it runs on `loop`."""
 
-    def __init__(self, loop: LoopThread, jid: str, password: str, port: int) -> None:
+    def __init__(self, loop: LoopThread, jid: str, password: str, port: int, *, receipts: bool = False) -> None:
         self.loop = loop
+        self.receipts = receipts  # answer XEP-0184 receipt requests, as most clients do
         self.port = port
         self.messages: list[slixmpp.Message] = []
         self._ready: asyncio.Event | None = None
@@ -239,6 +277,8 @@ class ChatClient:
         xmpp.ssl_context.check_hostname = False
         xmpp.ssl_context.verify_mode = ssl.CERT_NONE
         xmpp.plugin["feature_mechanisms"].unencrypted_plain = True
+        if self.receipts:
+            xmpp.register_plugin("xep_0184")  # auto_ack: a <received/> for every message that asks
         xmpp.add_event_handler("session_start", self._session_start)
         xmpp.add_event_handler("message", self.messages.append)
         self.xmpp = xmpp
