@@ -1,0 +1,510 @@
+// The messenger in the browser: the composer (send over the WebSocket, retry with the same client_id until the
+// stored copy comes back), placing pushed messages by seq (de-duplicated by id), read and delivery markers,
+// typing notifications, unread counts in the title, notifications and the optional sound, and the one-pane
+// navigation on narrow screens. Every piece of HTML comes from the server; this only moves it into place.
+(function () {
+  "use strict";
+
+  var app = document.querySelector(".app--chat");
+  if (!app) {
+    return;
+  }
+  var RETRY_MS = 4000;
+  var MAX_TRIES = 5;
+  var TYPING_EVERY_MS = 3000;
+  var TYPING_PAUSE_MS = 5000;
+  var TYPING_EXPIRES_MS = 6000;
+
+  var pane = document.getElementById("pane");
+  var openId = pane ? parseInt(pane.getAttribute("data-conversation") || "", 10) || null : null;
+  var list = openId ? document.getElementById("messages-" + openId) : document.getElementById("messages-new");
+  var scroller = document.getElementById("message-scroll");
+  var composer = document.getElementById("composer");
+  var input = document.getElementById("composer-body");
+  var inbox = document.getElementById("chat-inbox");
+  var socket = null; // the htmx ws extension's socket (its public interface), once open
+  var waiting = []; // frames written before the socket first opened
+  var pending = {}; // client_id → {frame, element, text, tries, timer}
+  var replyTo = null;
+  var lastRead = 0;
+  var lastDelivered = {};
+  var knownSeqs = {}; // conversation id → last seq seen in the list (for notifications)
+
+  // -- Sending frames ---------------------------------------------------------------------------------------
+  function send(frame) {
+    var text = JSON.stringify(frame);
+    if (socket) {
+      socket.send(text);
+    } else {
+      waiting.push(text);
+    }
+  }
+
+  function newClientId() {
+    if (window.crypto && window.crypto.randomUUID) {
+      return window.crypto.randomUUID();
+    }
+    var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" + hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  function atNewest() {
+    return pane && pane.getAttribute("data-at-newest") === "1";
+  }
+
+  function maxSeq() {
+    var highest = 0;
+    if (list) {
+      list.querySelectorAll(".message[data-seq]").forEach(function (message) {
+        highest = Math.max(highest, parseInt(message.getAttribute("data-seq"), 10) || 0);
+      });
+    }
+    return highest;
+  }
+
+  function openConversation() {
+    if (openId && atNewest()) {
+      send({ type: "conversation.open", conversation: openId, after: maxSeq() });
+    }
+  }
+
+  app.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    // (Re)connected: say what this tab holds, so the socket pushes exactly what is missing.
+    openConversation();
+    while (waiting.length) {
+      socket.send(waiting.shift());
+    }
+  });
+
+  // -- Scrolling ------------------------------------------------------------------------------------------
+  function nearBottom() {
+    return !scroller || scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  }
+
+  function toBottom() {
+    if (scroller) {
+      scroller.scrollTop = scroller.scrollHeight;
+    }
+  }
+
+  function highlight(element) {
+    element.classList.add("message--highlight");
+    element.scrollIntoView({ block: "center" });
+  }
+
+  // -- Markers --------------------------------------------------------------------------------------------
+  function focused() {
+    return document.visibilityState === "visible" && document.hasFocus();
+  }
+
+  function markRead() {
+    var seq = maxSeq();
+    if (openId && atNewest() && focused() && seq > lastRead) {
+      lastRead = seq;
+      send({ type: "mark.read", conversation: openId, seq: seq });
+    }
+  }
+
+  function markDelivered(conversation, seq) {
+    if (seq > (lastDelivered[conversation] || 0)) {
+      lastDelivered[conversation] = seq;
+      send({ type: "mark.delivered", conversation: conversation, seq: seq });
+    }
+  }
+
+  window.addEventListener("focus", markRead);
+  document.addEventListener("visibilitychange", markRead);
+
+  // -- Placing pushed messages ----------------------------------------------------------------------------
+  function removePending(clientId) {
+    var entry = pending[clientId];
+    if (entry) {
+      window.clearTimeout(entry.timer);
+      entry.element.remove();
+      delete pending[clientId];
+    }
+  }
+
+  function insertBySeq(message) {
+    var seq = parseInt(message.getAttribute("data-seq"), 10);
+    var before = null;
+    Array.prototype.some.call(list.children, function (child) {
+      var other = parseInt(child.getAttribute("data-seq") || "", 10);
+      if ((other && other > seq) || child.classList.contains("message--pending") || child.classList.contains("history__newer")) {
+        before = child;
+        return true;
+      }
+      return false;
+    });
+    list.insertBefore(message, before);
+    var empty = list.querySelector("[data-empty]");
+    if (empty) {
+      empty.remove();
+    }
+  }
+
+  function showComposerError(node) {
+    var entry = pending[node.getAttribute("data-client-id")];
+    if (entry) {
+      // Refused: nothing was stored, so the text goes back into the composer to be fixed.
+      window.clearTimeout(entry.timer);
+      entry.element.remove();
+      delete pending[node.getAttribute("data-client-id")];
+      if (input && !input.value) {
+        input.value = entry.text;
+        updateCounter();
+      }
+    }
+    var box = document.getElementById("composer-error");
+    if (box) {
+      node.classList.add("alert", "alert--error", "alert--compact");
+      box.replaceChildren(node);
+    }
+  }
+
+  function processInbox() {
+    if (!inbox || !inbox.firstElementChild) {
+      return;
+    }
+    var wasNearBottom = nearBottom();
+    var fromOthers = 0;
+    var mineArrived = false;
+    Array.prototype.slice.call(inbox.children).forEach(function (node) {
+      var existing = node.id ? document.getElementById(node.id) : null;
+      if (existing && existing !== node) {
+        existing.replaceWith(node); // an edit, a deletion, reactions or a status: same id, new content
+      } else if (node.classList.contains("message")) {
+        if (list && String(openId) === node.getAttribute("data-conversation") && atNewest()) {
+          removePending(node.getAttribute("data-client-id"));
+          insertBySeq(node);
+          if (node.getAttribute("data-sender") === app.getAttribute("data-me")) {
+            mineArrived = true;
+          } else {
+            fromOthers = Math.max(fromOthers, parseInt(node.getAttribute("data-seq"), 10));
+          }
+        } else {
+          node.remove();
+        }
+      } else if (node.classList.contains("composer-error")) {
+        showComposerError(node);
+      } else if (node.classList.contains("chat-opened")) {
+        window.location.assign(node.getAttribute("href"));
+      } else {
+        node.remove();
+      }
+    });
+    if (fromOthers) {
+      markDelivered(openId, fromOthers);
+    }
+    if (wasNearBottom || mineArrived) {
+      toBottom();
+    }
+    markRead();
+  }
+
+  // -- The conversation list: unread counts, the title, notifications -------------------------------------
+  function soundOn() {
+    try {
+      return window.localStorage.getItem("imweb.sound") === "1";
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function notify(row) {
+    var title = row.querySelector(".convrow__title");
+    var preview = row.querySelector(".convrow__preview");
+    if ("Notification" in window && Notification.permission === "granted") {
+      var note = new Notification(title ? title.textContent.trim() : "imweb", {
+        body: preview ? preview.textContent.trim() : "",
+        tag: "imweb-" + row.getAttribute("data-conversation"),
+      });
+      note.onclick = function () {
+        window.focus();
+        window.location.assign(row.querySelector("a").getAttribute("href"));
+      };
+    }
+    var toggle = document.getElementById("sound-toggle");
+    if (toggle && soundOn()) {
+      var audio = new Audio(toggle.getAttribute("data-sound"));
+      audio.play().catch(function () {});
+    }
+  }
+
+  function refreshList(first) {
+    var conversations = document.getElementById("conversations");
+    if (!conversations) {
+      return;
+    }
+    var total = parseInt(conversations.getAttribute("data-unread-total"), 10) || 0;
+    document.title = (total ? "(" + total + ") " : "") + "imweb";
+    ["tab-unread", "topbar-unread"].forEach(function (id) {
+      var badge = document.getElementById(id);
+      if (badge) {
+        badge.textContent = String(total);
+        badge.hidden = total === 0;
+      }
+    });
+    conversations.querySelectorAll(".convrow").forEach(function (row) {
+      var id = parseInt(row.getAttribute("data-conversation"), 10);
+      var seq = parseInt(row.getAttribute("data-last-seq"), 10) || 0;
+      var known = knownSeqs[id];
+      knownSeqs[id] = seq;
+      if (id === openId) {
+        row.classList.add("convrow--open");
+      }
+      if (first || known === undefined || seq <= known || row.getAttribute("data-mine") === "1") {
+        return;
+      }
+      if (id !== openId) {
+        markDelivered(id, seq);
+      }
+      // Requests stay quiet until accepted; the open conversation only notifies when the tab is not in view.
+      if (row.getAttribute("data-request") !== "1" && (id !== openId || !focused())) {
+        notify(row);
+      }
+    });
+  }
+
+  // -- Typing indicators ----------------------------------------------------------------------------------
+  var typingTimer = null;
+
+  function expireTyping(element) {
+    window.clearTimeout(typingTimer);
+    if (element.textContent.trim()) {
+      typingTimer = window.setTimeout(function () {
+        element.textContent = "";
+      }, TYPING_EXPIRES_MS);
+    }
+  }
+
+  app.addEventListener("htmx:wsAfterMessage", function () {
+    processInbox();
+    refreshList(false);
+    var typing = openId ? document.getElementById("typing-" + openId) : null;
+    if (typing) {
+      expireTyping(typing);
+    }
+  });
+
+  // -- The composer ---------------------------------------------------------------------------------------
+  var typingSentAt = 0;
+  var pauseTimer = null;
+  var maxChars = composer ? parseInt(composer.getAttribute("data-max"), 10) || 10000 : 10000;
+
+  function stopTyping() {
+    window.clearTimeout(pauseTimer);
+    if (typingSentAt) {
+      typingSentAt = 0;
+      send({ type: "typing.paused", conversation: openId });
+    }
+  }
+
+  function typed() {
+    if (!openId || !composer || composer.getAttribute("data-typing") !== "1") {
+      return;
+    }
+    if (!input.value.trim()) {
+      stopTyping();
+      return;
+    }
+    if (Date.now() - typingSentAt > TYPING_EVERY_MS) {
+      typingSentAt = Date.now();
+      send({ type: "typing.started", conversation: openId });
+    }
+    window.clearTimeout(pauseTimer);
+    pauseTimer = window.setTimeout(stopTyping, TYPING_PAUSE_MS);
+  }
+
+  function updateCounter() {
+    var counter = document.getElementById("composer-counter");
+    if (!counter) {
+      return;
+    }
+    var length = input.value.length;
+    counter.hidden = length < maxChars * 0.9;
+    counter.textContent = length.toLocaleString() + " / " + maxChars.toLocaleString();
+    counter.classList.toggle("composer__counter--over", length > maxChars);
+  }
+
+  function setReply(seq, text) {
+    var box = document.getElementById("composer-reply");
+    replyTo = seq;
+    if (box) {
+      box.hidden = seq === null;
+      box.querySelector(".composer__reply-text").textContent = text || "";
+    }
+  }
+
+  function attempt(clientId) {
+    var entry = pending[clientId];
+    if (!entry) {
+      return;
+    }
+    if (entry.tries >= MAX_TRIES) {
+      var status = entry.element.querySelector(".message__status");
+      status.textContent = "Not sent yet: the server did not answer. Retrying when the connection is back.";
+      entry.element.classList.add("message--failed");
+      entry.tries = 0;
+    }
+    entry.tries += 1;
+    send(entry.frame);
+    entry.timer = window.setTimeout(function () {
+      attempt(clientId);
+    }, RETRY_MS * Math.min(entry.tries, 4));
+  }
+
+  function submit() {
+    var text = input.value;
+    if (!text.trim()) {
+      return;
+    }
+    var clientId = newClientId();
+    var frame = { type: "message.send", body: text, client_id: clientId };
+    if (openId) {
+      frame.conversation = openId;
+    } else {
+      frame.to = composer.getAttribute("data-to");
+    }
+    if (replyTo !== null) {
+      frame.reply_to = replyTo;
+    }
+    var template = document.getElementById("pending-message");
+    var element = template.content.firstElementChild.cloneNode(true);
+    element.setAttribute("data-client-id", clientId);
+    element.querySelector(".message__body").textContent = text;
+    if (list) {
+      list.appendChild(element);
+      var empty = list.querySelector("[data-empty]");
+      if (empty) {
+        empty.remove();
+      }
+    }
+    toBottom();
+    pending[clientId] = { frame: frame, element: element, text: text, tries: 0, timer: null };
+    var errors = document.getElementById("composer-error");
+    if (errors) {
+      errors.replaceChildren();
+    }
+    input.value = "";
+    setReply(null);
+    updateCounter();
+    stopTyping();
+    attempt(clientId);
+  }
+
+  if (composer && input) {
+    composer.addEventListener("submit", function (event) {
+      event.preventDefault();
+      submit();
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submit();
+      }
+    });
+    input.addEventListener("input", function () {
+      updateCounter();
+      typed();
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target : null;
+    if (!target) {
+      return;
+    }
+    var reply = target.closest("[data-reply]");
+    if (reply) {
+      setReply(parseInt(reply.getAttribute("data-reply"), 10), reply.getAttribute("data-reply-text"));
+      input.focus();
+      return;
+    }
+    if (target.closest("[data-reply-cancel]")) {
+      setReply(null);
+      return;
+    }
+    var jump = target.closest("[data-jump]");
+    if (jump) {
+      var message = document.getElementById(jump.getAttribute("data-jump"));
+      if (message) {
+        event.preventDefault();
+        highlight(message);
+      }
+      return;
+    }
+    var show = target.closest("[data-show-pane]");
+    if (show) {
+      app.setAttribute("data-pane", show.getAttribute("data-show-pane"));
+    }
+  });
+
+  // -- History pages: keep the view still while older messages load above it -----------------------------
+  var keepFromBottom = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var source = event.detail.requestConfig ? event.detail.requestConfig.elt : null;
+    if (source && source.getAttribute && source.getAttribute("data-history") === "before" && scroller) {
+      keepFromBottom = scroller.scrollHeight - scroller.scrollTop;
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (keepFromBottom !== null && scroller) {
+      scroller.scrollTop = scroller.scrollHeight - keepFromBottom;
+      keepFromBottom = null;
+    }
+    var end = list ? list.querySelector(".history__end[data-at-newest]") : null;
+    if (end) {
+      // Scrolled down from a jump target to the newest message: live pushes can follow from here.
+      end.remove();
+      pane.setAttribute("data-at-newest", "1");
+      openConversation();
+      markRead();
+    }
+  });
+
+  // -- Notifications and sound: asked for only when the user clicks -----------------------------------------
+  var notifyButton = document.getElementById("notify-enable");
+  function updateNotifyButton() {
+    if (notifyButton) {
+      notifyButton.hidden = !("Notification" in window) || Notification.permission !== "default";
+    }
+  }
+  if (notifyButton) {
+    notifyButton.addEventListener("click", function () {
+      Notification.requestPermission().then(updateNotifyButton);
+    });
+    updateNotifyButton();
+  }
+  var soundToggle = document.getElementById("sound-toggle");
+  if (soundToggle) {
+    soundToggle.checked = soundOn();
+    soundToggle.addEventListener("change", function () {
+      try {
+        window.localStorage.setItem("imweb.sound", soundToggle.checked ? "1" : "0");
+      } catch (error) {
+        soundToggle.checked = false;
+      }
+    });
+  }
+
+  // -- First paint ------------------------------------------------------------------------------------------
+  refreshList(true);
+  var target = pane && pane.getAttribute("data-highlight");
+  if (target && document.getElementById(target)) {
+    highlight(document.getElementById(target));
+  } else {
+    toBottom();
+  }
+  if (openId) {
+    var received = maxSeq();
+    if (received) {
+      markDelivered(openId, received);
+    }
+    markRead();
+  }
+})();
