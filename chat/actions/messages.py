@@ -55,6 +55,7 @@ from chat.actions.common import (
     parse_seq,
     remote_delivery,
 )
+from chat.actions.missed_email import schedule_missed_message_email
 from chat.errors import ChatError, InvalidArgument, InvalidMessage, NoSuchMessage, NotAllowed, NotFound
 from chat.models import Conversation, Message, Participant, Reaction
 from federation import outbox, stanzas
@@ -252,6 +253,7 @@ def _store(
         told = [uid for uid in local_user_ids(members) if uid not in waiting]
         notify_users(told, MESSAGE_NEW, conversation=conversation.pk, seq=seq)
         notify_users(waiting, CONVERSATION_REQUEST, conversation=conversation.pk, seq=seq)
+        schedule_missed_message_email([uid for uid in told if uid != sender_id])
     return message
 
 
