@@ -293,6 +293,15 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"imweb <noreply@{IMWEB_DOMAIN}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# A recipient who has not read a message this long gets one email about it (and whatever else is unread by
+# then); 0 turns these emails off. Links in emails start with IMWEB_SITE_URL (sent by the worker, which has no
+# request to take the address from).
+IMWEB_MISSED_MESSAGE_EMAIL_SECONDS = env_int("IMWEB_MISSED_MESSAGE_EMAIL_SECONDS", 15 * 60)
+IMWEB_SITE_URL = (
+    os.environ.get("IMWEB_SITE_URL")
+    or f"{'https' if env_bool('IMWEB_HTTPS', False) else 'http'}://{ALLOWED_HOSTS[0].lstrip('.')}"
+    + ("" if env_bool("IMWEB_HTTPS", False) or PORT == 80 else f":{PORT}")
+).rstrip("/")
 
 # --- Static files and uploads ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
