@@ -2,9 +2,11 @@
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import BlockedJid, PresenceSession, RosterItem, User
+from accounts.models import ApiToken, BlockedJid, PresenceSession, RosterItem, User
+from accounts.tokens import revoke_token
 
 
 @admin.register(User)
@@ -54,3 +56,25 @@ class PresenceSessionAdmin(ReadOnlyAdmin):
     list_display = ("user", "resource", "idle", "connected_at", "heartbeat_at")
     search_fields = ("user__username",)
     list_select_related = ("user",)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """API tokens: operators see who holds which (never the token, which is not stored) and may revoke one."""
+
+    list_display = ("user", "name", "prefix", "created_at", "last_used_at")
+    search_fields = ("user__username", "name", "prefix")
+    list_select_related = ("user",)
+    exclude = ("key_hash",)
+    actions = ["delete_selected"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # Revoking is deleting the row: the holder's next request, and their open streams, are refused.
+        return bool(request.user.is_superuser)
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        revoke_token(obj.user, obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for row in queryset.select_related("user"):
+            revoke_token(row.user, row.pk)

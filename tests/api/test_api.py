@@ -162,6 +162,21 @@ def test_missing_or_malformed_authorization_is_401(alice):
         assert error_code(response) == "unauthenticated"
 
 
+def test_operators_list_tokens_without_their_secret_and_revoke_them(alice, make_user):
+    api = api_for(alice)
+    operator = make_user("root", is_staff=True, is_superuser=True)
+    admin = Client()
+    admin.force_login(operator)
+    row = ApiToken.objects.get(user=alice)
+    listing = admin.get("/admin/accounts/apitoken/")
+    assert listing.status_code == 200
+    assert row.prefix in listing.content.decode() and row.key_hash not in listing.content.decode()
+    assert row.key_hash not in admin.get(f"/admin/accounts/apitoken/{row.pk}/change/").content.decode()
+    revoked = admin.post(f"/admin/accounts/apitoken/{row.pk}/delete/", {"post": "yes"})
+    assert revoked.status_code == 302
+    assert api.get("/me").status_code == 401
+
+
 # --- Messages ---------------------------------------------------------------------------------------------
 
 
