@@ -254,6 +254,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- JSON API (/api/v1) ------------------------------------------------------------------------------
+# Largest request body the API parses (a 10,000-character message fits even with every character escaped).
+IMWEB_API_BODY_MAX_BYTES = env_int("IMWEB_API_BODY_MAX_BYTES", 256 * 1024)
+# Tokens a user may hold; issuing one more revokes their least recently used.
+IMWEB_API_MAX_TOKENS_PER_USER = env_int("IMWEB_API_MAX_TOKENS_PER_USER", 50)
+
 # --- Federation (XMPP server-to-server; read and checked by federation.conf) -----------------------------
 IMWEB_S2S_PORT = env_int("IMWEB_S2S_PORT", 5269)
 IMWEB_S2S_BIND = os.environ.get("IMWEB_S2S_BIND", "")
