@@ -9,6 +9,7 @@ wake-up delays a stanza, never drops it. What happens next (in order per domain,
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -118,11 +119,31 @@ def publish(event: dict[str, str]) -> None:
 
 
 def notify_senders(items: Iterable[OutboxItem]) -> None:
-    """Tell the senders' screens that a message's remote hop changed (`message.status`)."""
+    """Tell the senders' screens that a message's remote hop changed.
+
+    A copy that became `delivered` is a delivery receipt like a local one: `receipt.delivered` (every socket
+    kind already re-renders or forwards it). Other hop changes (handed over, failed) are `message.status`,
+    published only once the sockets in the user's group handle it: Channels closes a socket that gets an event
+    it has no handler for. Until then those hops show on the next render or re-sync (the database is the truth).
+    """
+    status_supported = _status_event_supported()
     for item in items:
         message = item.message
-        if message is not None and message.sender_id is not None:
-            notify_users([message.sender_id], "message.status", conversation=message.conversation_id, seq=message.seq)
+        if message is None or message.sender_id is None:
+            continue
+        data = {"conversation": message.conversation_id, "seq": message.seq}
+        if item.state == OutboxItem.State.DELIVERED:
+            notify_users([message.sender_id], "receipt.delivered", jid=item.recipient, **data)
+        elif status_supported:
+            notify_users([message.sender_id], "message.status", **data)
+
+
+@functools.cache
+def _status_event_supported() -> bool:
+    from chat.api.stream import ApiStream
+    from chat.consumers import UserSocket
+
+    return all(hasattr(socket, "message_status") for socket in (UserSocket, ApiStream))
 
 
 def mark_delivered(recipient: str, stanza_id: str) -> int:

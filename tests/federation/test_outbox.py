@@ -12,6 +12,7 @@ from django.utils import timezone
 from lxml import etree
 
 from chat.actions import send_message
+from chat.models import Message
 from federation import outbox, policy
 from federation.models import OutboxItem, RemoteDomain
 
@@ -171,3 +172,34 @@ def test_retry_now_clears_the_backoff_and_wakes_the_sender(wakes: list) -> None:
     policy.retry_now("slow.localhost")
     assert RemoteDomain.objects.get(domain="slow.localhost").backoff_until is None
     assert wakes == [{"type": "federation.retry", "domain": "slow.localhost"}]
+
+
+@pytest.mark.django_db
+def test_the_senders_status_line_shows_the_remote_hop(bob) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.actions.common import membership
+    from chat.views import render_statuses
+
+    messages = [send_message(bob, to="alice@prosody.localhost", body=f"m{n}", client_id=uuid.uuid4()) for n in range(3)]
+    mine = membership(bob, messages[0].conversation_id)
+    items = list(OutboxItem.objects.filter(message__in=messages).order_by("id"))
+    OutboxItem.objects.filter(pk=items[1].pk).update(state=OutboxItem.State.SENT)
+    outbox.mark_delivered("alice@prosody.localhost", items[2].stanza_id)
+
+    def fresh() -> list:  # as every page and push does: messages loaded from the database
+        return list(Message.objects.filter(pk__in=[m.pk for m in messages]).order_by("seq"))
+
+    html = render_statuses(bob, mine, fresh())
+
+    assert '<span class="message__hop message__hop--queued" title="alice@prosody.localhost">· queued</span>' in html
+    assert "· handed to prosody.localhost</span>" in html
+    assert "message__hop--delivered" in html
+    outbox.mark_failed("alice@prosody.localhost", items[0].stanza_id, "prosody.localhost refused it: no such user")
+    assert "· failed: prosody.localhost refused it: no such user</span>" in render_statuses(bob, mine, fresh())
+    shown = fresh()
+    with CaptureQueriesContext(connection) as queries:
+        render_statuses(bob, mine, shown)
+    # The hops of every message on screen come in one query, however many messages there are.
+    assert sum("federation_outboxitem" in q["sql"] for q in queries.captured_queries) == 1
