@@ -163,10 +163,24 @@ def open_session(user: User, resource: str) -> PresenceSession:
     """A tab or device connected: the user is online (if not invisible)."""
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
+        first = not user.presence_sessions.exists()
         before = presence_of(user)
         session = PresenceSession.objects.create(user=user, resource=resource, heartbeat_at=timezone.now())
         _announce_if_changed(user, before)
+        if first:
+            _probe_remote_contacts(user)
     return session
+
+
+def _probe_remote_contacts(user: User) -> None:
+    """RFC 6121 §4.3.1: coming online, ask each remote contact's server for their current presence (what we
+    kept may be stale: their server only tells us about changes)."""
+    domain = settings.IMWEB_DOMAIN
+    seen = RosterItem.objects.filter(owner=user, subscription__in=[Subscription.TO, Subscription.BOTH]).exclude(
+        jid__endswith=f"@{domain}"
+    )
+    for jid in seen.values_list("jid", flat=True):
+        outbox.enqueue(stanzas.presence(user.jid, jid, type_="probe"), recipient=jid)
 
 
 def close_session(resource: str) -> None:

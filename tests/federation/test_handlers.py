@@ -396,3 +396,16 @@ def test_our_typing_goes_to_the_remote_person_unless_turned_off(me, send_typing)
 
     states = [[etree.QName(child).localname for child in element] for element in sent("chatstate")]
     assert states == ([["composing", "no-store"], ["paused", "no-store"]] if send_typing else [])
+
+
+def test_coming_online_announces_us_and_probes_remote_contacts_once(me):
+    make_contacts(me)
+    already = len(sent("presence"))
+
+    account_actions.open_session(me, "tab-1")
+    account_actions.open_session(me, "tab-2")  # a second tab changes nothing remote
+
+    assert [(p.get("type"), p.get("to")) for p in sent("presence")[already:]] == [(None, ROMEO), ("probe", ROMEO)]
+    account_actions.close_session("tab-1")
+    account_actions.close_session("tab-2")
+    assert sent("presence")[-1].get("type") == "unavailable"
