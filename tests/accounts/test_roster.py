@@ -260,3 +260,16 @@ def test_deleting_an_account_removes_it_from_everyone_s_lists(alice, bob, woken,
 
     assert row(alice, bob) is None
     assert alice.pk in woken
+
+
+def test_blocking_a_remote_contact_stops_our_presence_and_unblocking_restores_it(alice):
+    actions.receive_subscription(alice, ROMEO, "subscribe")
+    actions.accept_subscription(alice, ROMEO)
+    actions.open_session(alice, "tab")
+    already = len(queued_presence(ROMEO))
+
+    actions.block_jid(alice, "montague.example")  # the whole server: XEP-0191 §3.3
+    actions.set_presence(alice, show="dnd", status="busy")  # not told to a blocked contact
+    actions.unblock_jid(alice, "montague.example")
+
+    assert queued_presence(ROMEO)[already:] == ["unavailable", "available"]

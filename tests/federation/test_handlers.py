@@ -14,6 +14,7 @@ from accounts.roster import roster_view
 from chat import actions as chat_actions
 from chat import ratelimit as counters
 from chat.actions.typing import set_typing
+from chat.errors import RemoteNotSupported
 from chat.models import Message, Participant
 from federation import handlers, policy
 from federation.models import OutboxItem, RemotePresence
@@ -409,3 +410,9 @@ def test_coming_online_announces_us_and_probes_remote_contacts_once(me):
     account_actions.close_session("tab-1")
     account_actions.close_session("tab-2")
     assert sent("presence")[-1].get("type") == "unavailable"
+
+
+def test_rooms_stay_local_with_a_clear_error(me):
+    make_contacts(me)
+    with pytest.raises(RemoteNotSupported, match="Rooms can only have members on this server for now"):
+        chat_actions.create_room(me, "Verona", members=[ROMEO])
