@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 
 DOMAIN = "imweb.localhost"
 # What the app's own pages load: the page itself, its static files, htmx fragments of the conversation.
-ALLOWED_PATHS = re.compile(r"^/(|static/.+|c/\d+/(messages)?|chat/new|_/topbar|contacts/.*|favicon\.ico)$")
+ALLOWED_PATHS = re.compile(
+    r"^/(|static/.+|c/\d+/(messages|around/\d+)?|chat/new|search|_/topbar|contacts/.*|favicon\.ico)$"
+)
 # Bodies with no markdown in them: the reader sees exactly what was typed.
 SHOWN_AS_TYPED = {
     "script tag",
