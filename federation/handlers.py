@@ -65,6 +65,9 @@ async def handle(domain: str, stanza: etree._Element) -> None:
 def process(domain: str, stanza: etree._Element) -> None:
     """Process one inbound stanza from the authenticated remote `domain` (synchronous: database work)."""
     kind = stanzas.kind(stanza)
+    if policy.is_denied(domain):
+        logger.info("dropping <%s> from %s: federation with it is denied", kind, domain)
+        return
     try:
         sender = stanzas.bare_jid(stanza.get("from"))
     except InvalidJid:
@@ -75,9 +78,6 @@ def process(domain: str, stanza: etree._Element) -> None:
         # (never the claimed address, which would turn us into a reflector towards a third party).
         _reply(stanza, Refused("forbidden", f"{sender} is not an address of {domain}"), to=domain)
         return
-    if policy.is_denied(domain):
-        logger.info("dropping <%s> from %s: federation with it is denied", kind, domain)
-        return
     try:
         _dispatch(domain, sender, kind, stanza)
     except Refused as refusal:
@@ -86,17 +86,19 @@ def process(domain: str, stanza: etree._Element) -> None:
 
 def _dispatch(domain: str, sender: BareJid, kind: str, stanza: etree._Element) -> None:
     stanza_type = stanza.get("type") or ""
-    if stanza_type == "error" or (kind == "iq" and stanza_type == "result"):
-        recipient = _recipient(stanza, sender, quiet=True)
-        if recipient is not None and kind == "message":
-            _message_error(sender, stanza)
-        return
+    # Errors and IQ results are never answered (RFC 6120 §8.3.1, §8.2.3), but they are counted like the rest.
+    answerable = kind != "presence" and stanza_type != "error" and not (kind == "iq" and stanza_type == "result")
     try:
         ratelimit.charge(domain, str(sender))
     except ratelimit.RateLimited as err:
         # One error per window and scope: a flood must not be answered by a flood (nor fill our outbox).
-        if kind != "presence" and cache.add(f"s2s:rl-told:{err.scope}", 1, timeout=err.retry_after):
+        if answerable and cache.add(f"s2s:rl-told:{err.scope}", 1, timeout=err.retry_after):
             raise Refused("resource-constraint", f"Too many stanzas from {err.scope}.", "wait") from None
+        return
+    if stanza_type == "error" or (kind == "iq" and stanza_type == "result"):
+        recipient = _recipient(stanza, sender, quiet=True)
+        if recipient is not None and kind == "message":
+            _message_error(sender, stanza)
         return
     recipient = _recipient(stanza, sender, quiet=kind == "presence")
     if recipient is None:
@@ -195,7 +197,10 @@ def _presence(sender: BareJid, recipient: User, stanza_type: str, stanza: etree.
 def record_remote_presence(recipient: User, jid: str, state: stanzas.RemotePresenceState) -> bool:
     """Keep the latest presence a remote contact sent, if `recipient` is subscribed to it (`to`/`both`); then
     every local user who sees that contact's presence is told. Presence from anyone else is dropped: nobody
-    here asked for it. Returns whether anything changed."""
+    here asked for it. Returns whether anything changed.
+
+    One row per bare JID: the latest presence of any of their devices wins (RFC 6121 §4.4.2 would aggregate
+    per resource; with one device each, as typical here, it is the same, and the next presence corrects it)."""
     if not RosterItem.objects.filter(
         owner=recipient, jid=jid, subscription__in=[Subscription.TO, Subscription.BOTH]
     ).exists():

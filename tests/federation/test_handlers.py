@@ -416,3 +416,18 @@ def test_rooms_stay_local_with_a_clear_error(me):
     make_contacts(me)
     with pytest.raises(RemoteNotSupported, match="Rooms can only have members on this server for now"):
         chat_actions.create_room(me, "Verona", members=[ROMEO])
+
+
+def test_floods_of_presence_and_errors_are_counted_but_never_answered(me, settings, fixed_clock):
+    settings.IMWEB_FEDERATION_SENDER_RATE_LIMITS = ((2, 60),)
+    message = chat_actions.send_message(me, to=ROMEO, body="Are you there?", client_id=uuid.uuid4())
+    already = len(sent())
+    for _ in range(3):
+        receive(f"<presence from='{ROMEO}' to='{ME}' type='subscribe'/>")
+    receive(
+        f"<message from='{ROMEO}' to='{ME}' type='error' id='{message.client_id}'><error type='cancel'>"
+        "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+    )
+
+    assert sent()[already:] == []
+    assert OutboxItem.objects.get(message=message).state == OutboxItem.State.QUEUED  # over the limit: ignored
