@@ -28,7 +28,7 @@ from chat.actions.messages import (
     send_message,
     unreact,
 )
-from chat.actions.search import SearchHit, messages_around, search_messages
+from chat.actions.search import SearchHit, search_messages
 
 __all__ = [
     "ConversationSummary",
@@ -45,7 +45,6 @@ __all__ = [
     "mark_delivered",
     "mark_read",
     "messages_after",
-    "messages_around",
     "messages_before",
     "react",
     "receive_remote_message",

@@ -1,5 +1,5 @@
-"""Searching messages: full-text search across the conversations a user is currently in, and a message's
-surroundings to show a hit in context.
+"""Searching messages: full-text search across the conversations a user is currently in. A hit links to the
+conversation page around its seq (chat.views.around), which reads through messages_before/messages_after.
 
 Only current participants see a conversation's messages, here as everywhere: a search never returns a
 message from a conversation the user left or was never in, and deleted messages (tombstones) are never hits.
@@ -16,15 +16,14 @@ from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
 from chat import search
-from chat.actions.common import membership, parse_seq
-from chat.errors import InvalidArgument, NoSuchMessage
+from chat.actions.common import parse_seq
+from chat.errors import InvalidArgument
 from chat.models import Conversation, Message, Participant
 from chat.rendering import strip_bidi_controls
 
 QUERY_MAX_CHARS = 200
 QUERY_MAX_WORDS = 16
 MAX_HITS = 50
-MAX_RADIUS = 100
 
 _MARKED = re.compile(f"{search.MATCH_START}([^{search.MATCH_START}{search.MATCH_END}]*){search.MATCH_END}")
 _MARKS = re.compile(f"[{search.MATCH_START}{search.MATCH_END}]")
@@ -125,20 +124,3 @@ def search_messages(user: User, query: str, *, limit: int = 20, before: int | st
             )
         )
     return hits
-
-
-def messages_around(user: User, conversation_id: int | str, seq: int | str, radius: int = 25) -> list[Message]:
-    """The message at `seq` with up to `radius` messages on each side, oldest first: a search hit in context.
-
-    NoSuchMessage when the conversation has no message `seq`; NotFound when the user is not in it.
-    """
-    number = parse_seq(seq)
-    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= MAX_RADIUS:
-        raise InvalidArgument(f"radius must be a whole number from 0 to {MAX_RADIUS}.")
-    mine = membership(user, conversation_id)
-    rows = Message.objects.filter(conversation_id=mine.conversation_id).select_related("reply_to")
-    around = rows.filter(seq__gte=number - radius, seq__lte=number + radius).prefetch_related("reactions")
-    page = list(around.order_by("seq"))
-    if not any(m.seq == number for m in page):
-        raise NoSuchMessage(number)
-    return page

@@ -1,4 +1,4 @@
-"""Full-text search of messages (`chat.actions.search_messages`) and a hit in context (`messages_around`).
+"""Full-text search of messages (`chat.actions.search_messages`) and the search page.
 
 Runs on SQLite (FTS5) in the main session and again on PostgreSQL (tests/scaled/on_postgres.py).
 """
@@ -13,7 +13,7 @@ from django.db import connection
 
 from accounts import actions as accounts
 from chat import actions, search
-from chat.errors import InvalidArgument, NoSuchMessage, NotFound
+from chat.errors import InvalidArgument
 from chat.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -205,21 +205,6 @@ def test_empty_too_long_or_wordless_queries_get_a_precise_error(alice, query, er
 def test_bad_paging_arguments_get_a_precise_error(alice, before, limit):
     with pytest.raises(InvalidArgument):
         actions.search_messages(alice, "hello", before=before, limit=limit)
-
-
-def test_messages_around_shows_a_hit_in_context(alice, bob, carol):
-    for i in range(1, 11):
-        send(alice, bob.jid, f"line {i}")
-    conversation = Message.objects.get(seq=1).conversation_id
-
-    assert [m.seq for m in actions.messages_around(bob, conversation, 5, radius=2)] == [3, 4, 5, 6, 7]
-    assert [m.seq for m in actions.messages_around(bob, str(conversation), "1", radius=2)] == [1, 2, 3]
-    with pytest.raises(NoSuchMessage):
-        actions.messages_around(bob, conversation, 11)
-    with pytest.raises(NotFound):
-        actions.messages_around(carol, conversation, 5)
-    with pytest.raises(InvalidArgument):
-        actions.messages_around(bob, conversation, 5, radius=1000)
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 triggers exist only on SQLite")
