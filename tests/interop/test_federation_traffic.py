@@ -174,3 +174,10 @@ def test_the_prosody_user_asks_first_and_lands_in_requests(carol, alice_client):
     frame = carol.until(r'aria-label="Accept alice@prosody\.localhost"', "alice's request in carol's Requests")
     assert 'id="requests"' in frame
     assert not re.search(contact_row(ALICE, r"[a-z]+"), frame)  # a request, not (yet) a contact
+
+
+def test_a_first_message_from_a_prosody_stranger_waits_in_requests(carol, alice_client):
+    alice_client.client.send_message(CAROL, "Hi, we have not met", "stranger-1")
+
+    frame = carol.until(r'data-request="1"', "alice's message as a request in carol's conversation list")
+    assert "Hi, we have not met" in frame
