@@ -124,7 +124,7 @@ def message_context(user: User, mine: Participant) -> dict[str, object]:
 
 def render_messages(user: User, mine: Participant, items: Iterable[Message], *, inbox: bool = False) -> str:
     """Messages as HTML; with `inbox`, wrapped for a WebSocket push (static/js/chat.js places each one)."""
-    context = {**message_context(user, mine), "messages": decorate(user, mine, items), "inbox": inbox}
+    context = {**message_context(user, mine), "chat_messages": decorate(user, mine, items), "inbox": inbox}
     return render_to_string("chat/_messages.html", context)
 
 
@@ -133,7 +133,7 @@ def render_statuses(user: User, mine: Participant, items: Iterable[Message]) -> 
     own = [m for m in decorate(user, mine, items) if m.sender_jid == user.jid and not m.is_deleted]
     if not own:
         return ""
-    return render_to_string("chat/_statuses.html", {"messages": own, "conversation_id": mine.conversation_id})
+    return render_to_string("chat/_statuses.html", {"chat_messages": own, "conversation_id": mine.conversation_id})
 
 
 def members_of(conversation: Conversation) -> list[Participant]:
@@ -171,7 +171,7 @@ def pane_context(user: User, mine: Participant, items: list[Message], *, mode: s
         "peer": peer,
         "members": members,
         "invitable": invitable,
-        "messages": decorate(user, mine, items),
+        "chat_messages": decorate(user, mine, items),
         "oldest_seq": items[0].seq if items else None,
         "newest_seq": items[-1].seq if items else 0,
         "has_older": bool(items) and items[0].seq > 1,
@@ -186,7 +186,7 @@ def _home_context(user: User, open_id: int | None = None) -> dict[str, object]:
         **contacts_context(user),
         **conversation_list_context(user),
         "open_id": open_id,
-        "room_candidates": RosterItem.objects.filter(owner=user, subscription=Subscription.BOTH).order_by("jid"),
+        "room_candidates": _room_candidates(user),
         "max_chars": message_max_chars(),
     }
 
@@ -273,7 +273,7 @@ def history(request: HttpRequest, conversation_id: int) -> HttpResponse:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     context = {
         **message_context(request.user, mine),
-        "messages": decorate(request.user, mine, items),
+        "chat_messages": decorate(request.user, mine, items),
         "direction": direction,
         "has_older": bool(items) and items[0].seq > 1,
         "oldest_seq": items[0].seq if items else None,
@@ -436,9 +436,15 @@ def set_topic(request: HttpRequest, conversation_id: int) -> None:
     actions.set_topic(request.user, conversation_id, request.POST.get("topic", ""))
 
 
+def _room_candidates(user: User) -> list[RosterItem]:
+    return list(RosterItem.objects.filter(owner=user, subscription=Subscription.BOTH).order_by("jid"))
+
+
 @login_required
-@require_POST
 def create_room(request: HttpRequest) -> HttpResponse:
+    """POST: create a room. GET: the contacts it can start with (the form re-reads them when it opens)."""
+    if request.method != "POST":
+        return render(request, "chat/_room_people.html", {"room_candidates": _room_candidates(request.user)})
     try:
         room = actions.create_room(
             request.user, request.POST.get("name", ""), request.POST.get("topic", ""), request.POST.getlist("members")

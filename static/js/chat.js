@@ -14,6 +14,7 @@
   var TYPING_EVERY_MS = 3000;
   var TYPING_PAUSE_MS = 5000;
   var TYPING_EXPIRES_MS = 6000;
+  var READ_EVERY_MS = 1000;
 
   var pane = document.getElementById("pane");
   var openId = pane ? parseInt(pane.getAttribute("data-conversation") || "", 10) || null : null;
@@ -101,12 +102,21 @@
     return document.visibilityState === "visible" && document.hasFocus();
   }
 
+  // Read markers go out at most once per READ_EVERY_MS: a burst of messages costs one marker, not one each.
+  var readTimer = null;
+
   function markRead() {
-    var seq = maxSeq();
-    if (openId && atNewest() && focused() && seq > lastRead) {
-      lastRead = seq;
-      send({ type: "mark.read", conversation: openId, seq: seq });
+    if (readTimer || !openId || !atNewest() || !focused() || maxSeq() <= lastRead) {
+      return;
     }
+    readTimer = window.setTimeout(function () {
+      readTimer = null;
+      var seq = maxSeq();
+      if (focused() && seq > lastRead) {
+        lastRead = seq;
+        send({ type: "mark.read", conversation: openId, seq: seq });
+      }
+    }, lastRead ? READ_EVERY_MS : 0);
   }
 
   function markDelivered(conversation, seq) {
@@ -197,8 +207,8 @@
         node.remove();
       }
     });
-    if (fromOthers) {
-      markDelivered(openId, fromOthers);
+    if (fromOthers && !focused()) {
+      markDelivered(openId, fromOthers); // in view, the read marker (which moves delivery too) follows
     }
     if (wasNearBottom || mineArrived) {
       toBottom();
@@ -501,9 +511,8 @@
     toBottom();
   }
   if (openId) {
-    var received = maxSeq();
-    if (received) {
-      markDelivered(openId, received);
+    if (!focused() && maxSeq()) {
+      markDelivered(openId, maxSeq());
     }
     markRead();
   }

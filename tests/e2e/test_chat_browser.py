@@ -1,0 +1,153 @@
+"""People chatting in real browsers: live messages, typing, read markers, history after a reload, scrolling
+back, unread counts in the list and the title, and a room of three."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import new_page, sign_up
+
+pytestmark = pytest.mark.e2e
+
+DOMAIN = "imweb.localhost"
+
+
+def befriend(asker: Page, asker_name: str, answerer: Page, answerer_name: str) -> None:
+    """Contacts are made through the UI: one asks, the other accepts; both then see each other online."""
+    asker.fill("#add-contact-jid", f"{answerer_name}@{DOMAIN}")
+    asker.locator("form.add-contact").get_by_role("button", name="Add", exact=True).click()
+    answerer.get_by_role("button", name=f"Accept {asker_name}@{DOMAIN}").click()
+    expect(asker.locator(f'#roster li[data-jid="{answerer_name}@{DOMAIN}"]')).to_have_attribute(
+        "data-show", "available"
+    )
+
+
+def row(page: Page, title: str):
+    return page.locator("#conversations .convrow", has=page.locator(".convrow__title", has_text=title))
+
+
+def say(page: Page, text: str) -> None:
+    page.locator("#composer-body").fill(text)
+    page.locator("#composer-body").press("Enter")
+
+
+def message(page: Page, text: str):
+    return page.locator(".convo__messages .message[data-seq]", has=page.get_by_text(text, exact=True))
+
+
+def test_two_people_chat_live_with_typing_read_markers_and_history(service, browser, output_dir):
+    anna, anna_console = new_page(browser)
+    ben, ben_console = new_page(browser)
+    sign_up(anna, service, "anna")
+    sign_up(ben, service, "ben")
+    befriend(anna, "anna", ben, "ben")
+
+    # Anna opens a conversation from the contact list; her first message creates it.
+    anna.get_by_role("link", name="Message ben").click()
+    expect(anna.locator("#pane-title")).to_have_text(f"ben@{DOMAIN}")
+    say(anna, "Hello Ben, **lunch**?")
+    expect(anna).to_have_url(re.compile(r"/c/\d+/$"))
+    expect(message(anna, "lunch")).to_be_visible()
+
+    # Ben, on his home page, sees it arrive in his list with an unread badge and the count in the title.
+    expect(row(ben, "anna").locator(".convrow__unread")).to_have_text(re.compile(r"^1"))
+    expect(ben).to_have_title("(1) imweb")
+    row(ben, "anna").locator("a").click()
+    expect(message(ben, "lunch")).to_be_visible()
+    expect(ben.locator(".message strong")).to_have_text("lunch")  # the markdown subset is rendered
+    expect(ben).to_have_title("imweb")
+
+    # Anna sees that Ben read it; then sees him typing, then his answer.
+    expect(anna.locator(".message--mine .message__status").last).to_have_text("Read")
+    ben.locator("#composer-body").press_sequentially("Sure, at noon")
+    expect(anna.locator(".convo__typing")).to_have_text("ben is typing…")
+    ben.locator("#composer-body").press("Enter")
+    expect(message(anna, "Sure, at noon")).to_be_visible()
+    expect(anna.locator(".convo__typing")).to_have_text("")
+    expect(message(ben, "Sure, at noon").locator(".message__status")).to_have_text("Read")
+
+    # Shift+Enter makes a new line; a reply quotes what it answers.
+    message(anna, "Sure, at noon").hover()
+    message(anna, "Sure, at noon").get_by_role("button", name="Reply").click()
+    anna.locator("#composer-body").press_sequentially("Great")
+    anna.locator("#composer-body").press("Shift+Enter")
+    anna.locator("#composer-body").press_sequentially("see you")
+    anna.locator("#composer-body").press("Enter")
+    answer = ben.locator(".message[data-seq]").last
+    expect(answer.locator(".message__quote")).to_contain_text("Sure, at noon")
+    expect(answer.locator(".message__body")).to_contain_text("Great")
+    expect(answer.locator(".message__body")).to_contain_text("see you")
+
+    # A refused message keeps its text in the composer, with the precise reason next to it.
+    too_long = "x" * 10_001
+    anna.locator("#composer-body").fill(too_long)
+    expect(anna.locator("#composer-counter")).to_have_text("10,001 / 10,000")
+    anna.locator("#composer-body").press("Enter")
+    expect(anna.locator("#composer-error")).to_have_text(
+        "This message is 10,001 characters long; the limit is 10,000 characters."
+    )
+    expect(anna.locator("#composer-body")).to_have_value(too_long)
+    anna.locator("#composer-body").fill("")
+
+    # Ben reloads: the whole conversation is still there, in order.
+    ben.reload()
+    bodies = ben.locator(".convo__messages .message[data-seq] .message__body")
+    expect(bodies).to_have_count(3)
+    expect(bodies.first).to_contain_text("Hello Ben")
+    expect(bodies.last).to_contain_text("see you")
+    anna.screenshot(path=str(output_dir / "chat.png"), caret="initial")
+
+    assert anna_console.errors == []
+    assert ben_console.errors == []
+
+
+def test_a_room_of_three_unread_counts_and_scrolling_back(service, browser):
+    dora, dora_console = new_page(browser)
+    eli, _ = new_page(browser)
+    fay, fay_console = new_page(browser)
+    for page, name in ((dora, "dora"), (eli, "eli"), (fay, "fay")):
+        sign_up(page, service, name)
+    befriend(dora, "dora", eli, "eli")
+    befriend(dora, "dora", fay, "fay")
+
+    # Dora creates a room with both; everyone sees it appear in their list.
+    dora.locator(".room-create > summary").click()
+    dora.locator(".room-create input[name=name]").fill("Climbing")
+    dora.locator(".room-create").get_by_label("eli").check()
+    dora.locator(".room-create").get_by_label("fay").check()
+    dora.get_by_role("button", name="Create room").click()
+    expect(dora.locator("#pane-title")).to_have_text("#Climbing")
+    for page in (eli, fay):
+        row(page, "Climbing").locator("a").click()
+        expect(page.locator("#pane-title")).to_have_text("#Climbing")
+
+    # All three talk; each sees everyone's messages. Enough of them that the newest page does not hold all.
+    for n in range(1, 19):
+        for page, name in ((dora, "dora"), (eli, "eli"), (fay, "fay")):
+            say(page, f"{name} {n}")
+    for page in (dora, eli, fay):
+        expect(page.locator(".message--pending")).to_have_count(0, timeout=60_000)
+        for name in ("dora", "eli", "fay"):
+            expect(message(page, f"{name} 18")).to_be_visible(timeout=30_000)
+    expect(dora.locator(".message--mine .message__status").last).to_have_text("Read by 2", timeout=30_000)
+
+    # Fay reloads: the newest page, then scrolling up brings the first messages back, in order.
+    fay.reload()
+    expect(fay.locator(".convo__messages .message[data-seq]")).to_have_count(50)
+    fay.locator(".convo__messages .message[data-seq]").first.scroll_into_view_if_needed()
+    expect(fay.locator(".convo__messages .message[data-seq]")).to_have_count(54)
+    expect(fay.locator(".convo__messages .message[data-seq]").first).to_contain_text("dora 1")
+
+    # Eli opens his direct conversation with Dora instead: the room's new messages count as unread there.
+    eli.locator('#roster li[data-jid="dora@imweb.localhost"]').get_by_role("link", name="Message dora").click()
+    expect(eli.locator("#pane-title")).to_have_text(f"dora@{DOMAIN}")
+    say(dora, "anyone up for Saturday?")
+    say(fay, "me!")
+    expect(row(eli, "Climbing").locator(".convrow__unread")).to_have_text(re.compile(r"^2"))
+    expect(eli).to_have_title("(2) imweb")
+
+    assert dora_console.errors == []
+    assert fay_console.errors == []
