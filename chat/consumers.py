@@ -30,7 +30,7 @@ from accounts.events import user_group
 from accounts.models import User
 from chat import actions as chat
 from chat.actions.common import membership, parse_seq
-from chat.actions.typing import TYPING_EXPIRES_SECONDS, set_typing
+from chat.actions.typing import TYPING_EXPIRES_SECONDS
 from chat.errors import ChatError, NotFound
 from chat.models import Message
 from chat.views import render_conversation_list, render_messages, render_statuses
@@ -209,7 +209,7 @@ class UserSocket(AsyncWebsocketConsumer):
     async def _typing(self, frame: dict[str, object], started: bool) -> None:
         user = await self._user()
         try:
-            await database_sync_to_async(set_typing)(user, frame.get("conversation"), started)
+            await database_sync_to_async(chat.set_typing)(user, frame.get("conversation"), started)
         except ChatError as exc:
             await self.send(text_data=_render_error(str(exc)))
 

@@ -29,6 +29,7 @@ from chat.actions.messages import (
     unreact,
 )
 from chat.actions.search import SearchHit, search_messages
+from chat.actions.typing import set_typing
 
 __all__ = [
     "ConversationSummary",
@@ -53,5 +54,6 @@ __all__ = [
     "search_messages",
     "send_message",
     "set_topic",
+    "set_typing",
     "unreact",
 ]

@@ -319,3 +319,24 @@ def test_room_errors_are_shown_where_the_user_acted(alice, bob, carol):
     response = client_for(bob).post(f"/c/{room.pk}/rename", {"name": "Mine now"}, **HTMX)
     assert response.status_code == 422 and response["HX-Retarget"] == f"#room-feedback-{room.pk}"
     assert "Only the room&#x27;s owners can do that." in response.content.decode()
+
+
+def test_the_request_row_in_the_list_offers_accept_and_block(alice, carol):
+    message = send(carol, alice.jid, "hello stranger")
+    page = client_for(alice).get("/").content.decode()
+    assert f'hx-post="/c/{message.conversation_id}/accept"' in page
+    assert f'hx-post="/c/{message.conversation_id}/block"' in page
+
+
+def test_the_privacy_page_turns_read_markers_and_typing_off(alice):
+    client = client_for(alice)
+    form = {"idle_away_minutes": 5, "show_last_seen": "on", "directory_visible": "on"}
+    response = client.post("/accounts/profile/privacy/", form)
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert not alice.send_read_markers and not alice.send_typing
+    client.post("/accounts/profile/privacy/", {**form, "send_read_markers": "on", "send_typing": "on"})
+    alice.refresh_from_db()
+    assert alice.send_read_markers and alice.send_typing
+    page = client.get("/accounts/profile/").content.decode()
+    assert "Tell people when I have read their messages" in page and "Show people when I am typing" in page
