@@ -282,3 +282,13 @@ def test_search_page_shows_query_errors(client, alice, query, shown):
 def test_search_page_needs_a_signed_in_user(client):
     response = client.get("/search", {"q": "x"})
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_own_messages_are_shown_as_yours(client, alice, bob):
+    send(alice, bob.jid, "my own recipe")
+    client.force_login(alice)
+
+    page = lxml.html.fromstring(client.get("/search", {"q": "recipe"}).content)
+
+    assert [e.text_content() for e in by_class(page, "msgsearch-hit__who")] == ["You"]
+    assert [e.text_content() for e in by_class(page, "msgsearch-hit__where")] == ["Bob"]
