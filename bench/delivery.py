@@ -18,6 +18,7 @@ import time
 import uuid
 
 from bench.common import (
+    CONNECT_CONCURRENCY,
     Person,
     Server,
     Tally,
@@ -32,7 +33,6 @@ from bench.common import (
 )
 
 STARTERS = {"imweb": start_embedded, "reference": start_relay, "scaled": start_scaled}
-CONNECT_CONCURRENCY = 50
 IDLE_SAMPLE_SECONDS = 2.0
 
 
@@ -120,7 +120,11 @@ async def load(server: Server, pairs: list[tuple[Person, Person]], rate: float, 
 
 def report(r: dict) -> None:
     print(f"[{r['server']}] pairs={r['pairs']} offered={r['offered']:g} msg/s, sending took {r['seconds']:.1f} s")
-    print(f"[{r['server']}] sent={r['sent']} received={r['received']} lost={r['lost']} duplicated={r['duplicated']}")
+    stored = f" stored={r['stored']}" if "stored" in r else ""
+    print(
+        f"[{r['server']}] sent={r['sent']} received={r['received']} lost={r['lost']} duplicated={r['duplicated']}"
+        f"{stored}"
+    )
     print(f"[{r['server']}] latency ms: p50={r['p50']:.1f} p95={r['p95']:.1f} p99={r['p99']:.1f} max={r['max']:.1f}")
     print(
         f"[{r['server']}] achieved={r['achieved']:.0f} msg/s "
@@ -129,11 +133,22 @@ def report(r: dict) -> None:
     )
 
 
+STORED = """
+from chat.models import Message
+print("BENCH-STORED", Message.objects.filter(sender_jid__startswith={prefix!r}, body__startswith="bench ").count())
+"""
+
+
 def run(name: str, args: argparse.Namespace) -> dict:
     server = STARTERS[name]()
     try:
-        pairs, _ = create_people(server, f"d{uuid.uuid4().hex[:6]}", args.pairs)
-        return asyncio.run(asyncio.wait_for(load(server, pairs, args.rate, args.seconds, args.drain), args.timeout))
+        prefix = f"d{uuid.uuid4().hex[:6]}"
+        pairs, _ = create_people(server, prefix, args.pairs)
+        result = asyncio.run(asyncio.wait_for(load(server, pairs, args.rate, args.seconds, args.drain), args.timeout))
+        if server.manage is not None:  # what the database holds: late pushes are not lost messages
+            output = server.manage(STORED.format(prefix=prefix))
+            result["stored"] = int(output.split("BENCH-STORED", 1)[1].split()[0])
+        return result
     finally:
         server.stop()
 

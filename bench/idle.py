@@ -17,10 +17,18 @@ import uuid
 
 import psutil
 
-from bench.common import Person, Server, create_people, open_socket, rss_bytes, start_embedded, start_relay
+from bench.common import (
+    CONNECT_CONCURRENCY,
+    Person,
+    Server,
+    create_people,
+    open_socket,
+    rss_bytes,
+    start_embedded,
+    start_relay,
+)
 
 STARTERS = {"imweb": start_embedded, "reference": start_relay}
-CONNECT_CONCURRENCY = 50
 SETTLE_LIMIT_SECONDS = 15.0
 
 
