@@ -81,6 +81,9 @@ def test_two_people_chat_live_with_typing_read_markers_and_history(service, brow
     expect(answer.locator(".message__body")).to_contain_text("Great")
     expect(answer.locator(".message__body")).to_contain_text("see you")
 
+    anna.mouse.move(640, 600)  # away from the messages, so no hover toolbar shows
+    anna.screenshot(path=str(output_dir / "chat.png"), caret="initial")
+
     # A refused message keeps its text in the composer, with the precise reason next to it.
     too_long = "x" * 10_001
     anna.locator("#composer-body").fill(too_long)
@@ -98,7 +101,19 @@ def test_two_people_chat_live_with_typing_read_markers_and_history(service, brow
     expect(bodies).to_have_count(3)
     expect(bodies.first).to_contain_text("Hello Ben")
     expect(bodies.last).to_contain_text("see you")
-    anna.screenshot(path=str(output_dir / "chat.png"), caret="initial")
+
+    # On a phone-sized screen one pane shows at a time, and the tabs move between them.
+    ben.set_viewport_size({"width": 360, "height": 740})
+    expect(ben.locator("#pane")).to_be_visible()
+    expect(ben.locator("#conversations")).to_be_hidden()
+    ben.get_by_role("button", name=re.compile("^Chats")).click()
+    expect(ben.locator("#conversations")).to_be_visible()
+    expect(ben.locator("#pane")).to_be_hidden()
+    ben.get_by_role("button", name="Contacts").click()
+    expect(ben.locator("#roster")).to_be_visible()
+    ben.get_by_role("button", name="Conversation").click()
+    expect(ben.locator("#composer-body")).to_be_in_viewport()
+    ben.screenshot(path=str(output_dir / "chat-narrow.png"), caret="initial")
 
     assert anna_console.errors == []
     assert ben_console.errors == []
