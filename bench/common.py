@@ -61,7 +61,7 @@ def parse_relay(frame: str) -> list[tuple[str, int]]:
     return [(data["client_id"], data["seq"])] if data.get("type") == "message" else []
 
 
-def bench_env(settings_module: str = os.environ.get("BENCH_SETTINGS", "bench.settings")) -> dict[str, str]:
+def bench_env(settings_module: str = "bench.settings") -> dict[str, str]:
     return {"DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(BASE_DIR), "IMWEB_LOG_LEVEL": "WARNING"}
 
 
