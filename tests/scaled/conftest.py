@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,4 +43,7 @@ def scaled_site(postgres: Postgres, redis_server: RedisServer, tmp_path_factory:
         site.stop()
         raise
     yield site
-    site.stop()
+    codes = site.stop()
+    # Every process stops cleanly on SIGTERM (the tests SIGKILL a web process on purpose).
+    unclean = {name: code for name, code in codes.items() if code not in (0, -signal.SIGKILL)}
+    assert not unclean, f"processes did not stop cleanly: {unclean}\n{site.logs()}"
