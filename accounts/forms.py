@@ -30,6 +30,9 @@ class PrivacyForm(forms.Form):
     )
     send_read_markers = forms.BooleanField(label="Tell people when I have read their messages", required=False)
     send_typing = forms.BooleanField(label="Show people when I am typing", required=False)
+    email_missed_messages = forms.BooleanField(
+        label="Email me about messages I have not read for a while", required=False
+    )
     idle_away_minutes = forms.IntegerField(
         label="Show me as away after this many idle minutes",
         min_value=IDLE_MINUTES_RANGE[0],

@@ -31,6 +31,7 @@ def _privacy_form(user: User) -> PrivacyForm:
             "idle_away_minutes": user.idle_away_minutes,
             "send_read_markers": user.send_read_markers,
             "send_typing": user.send_typing,
+            "email_missed_messages": user.email_missed_messages,
         }
     )
 

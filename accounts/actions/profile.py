@@ -57,9 +57,11 @@ def update_privacy(
     idle_away_minutes: int,
     send_read_markers: bool | None = None,
     send_typing: bool | None = None,
+    email_missed_messages: bool | None = None,
 ) -> User:
-    """Privacy and presence preferences: last-seen visibility, directory listing, auto-away delay, and whether
-    read markers and typing notifications are sent (None leaves those two as they are)."""
+    """Privacy and presence preferences: last-seen visibility, directory listing, auto-away delay, whether
+    read markers and typing notifications are sent, and whether unread messages are emailed (None leaves those
+    three as they are)."""
     low, high = IDLE_MINUTES_RANGE
     if not low <= idle_away_minutes <= high:
         raise InvalidProfile("idle_away_minutes", f"Choose between {low} and {high} minutes.")
@@ -74,6 +76,9 @@ def update_privacy(
         if send_typing is not None:
             user.send_typing = send_typing
             fields.append("send_typing")
+        if email_missed_messages is not None:
+            user.email_missed_messages = email_missed_messages
+            fields.append("email_missed_messages")
         user.save(update_fields=fields)
         notify_users(presence_audience(user), ROSTER_CHANGED)  # last seen may have appeared or vanished
     return user

@@ -177,6 +177,12 @@ def test_privacy_settings_are_saved_and_validated(client, alice):
     alice.refresh_from_db()
     assert (alice.show_last_seen, alice.directory_visible, alice.idle_away_minutes) == (False, True, 15)
 
+    assert alice.email_missed_messages is False  # an unticked box is a no
+
+    client.post(reverse("privacy"), {"email_missed_messages": "on", "idle_away_minutes": "15"})
+    alice.refresh_from_db()
+    assert alice.email_missed_messages is True
+
     bad = client.post(reverse("privacy"), {"idle_away_minutes": "0"})
     assert bad.status_code == 400
     assert "greater than or equal to 1" in bad.content.decode()
