@@ -188,7 +188,9 @@
       if (existing && existing !== node) {
         existing.replaceWith(node); // an edit, a deletion, reactions or a status: same id, new content
       } else if (node.classList.contains("message")) {
-        if (list && String(openId) === node.getAttribute("data-conversation") && atNewest()) {
+        // New messages only: a change to a message this tab never loaded has nowhere to go.
+        var isNew = parseInt(node.getAttribute("data-seq"), 10) > maxSeq();
+        if (list && String(openId) === node.getAttribute("data-conversation") && atNewest() && isNew) {
           removePending(node.getAttribute("data-client-id"));
           insertBySeq(node);
           if (node.getAttribute("data-sender") === app.getAttribute("data-me")) {

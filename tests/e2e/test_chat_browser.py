@@ -81,6 +81,27 @@ def test_two_people_chat_live_with_typing_read_markers_and_history(service, brow
     expect(answer.locator(".message__body")).to_contain_text("Great")
     expect(answer.locator(".message__body")).to_contain_text("see you")
 
+    # Edits, reactions and deletions show live on the other side.
+    mine = anna.locator(".message--mine[data-seq]").first
+    mine.hover()
+    mine.locator(".message__menu--edit > summary").click()
+    mine.locator("textarea[name=body]").fill("Hello Ben, **lunch** at noon?")
+    mine.get_by_role("button", name="Save").click()
+    first_for_ben = ben.locator(".message[data-seq]").first
+    expect(first_for_ben.locator(".message__body")).to_have_text("Hello Ben, lunch at noon?")
+    expect(first_for_ben.locator(".message__edited")).to_have_text("edited")
+    first_for_ben.hover()
+    first_for_ben.locator(".message__menu--react > summary").click()
+    first_for_ben.get_by_role("button", name="React with 🎉").click()
+    expect(anna.locator(".message--mine[data-seq]").first.locator(".chip")).to_contain_text("🎉 1")
+    say(anna, "oops, wrong chat")
+    oops = message(anna, "oops, wrong chat")
+    expect(message(ben, "oops, wrong chat")).to_be_visible()
+    oops.hover()
+    anna.once("dialog", lambda dialog: dialog.accept())
+    oops.get_by_role("button", name="Delete").click()
+    expect(ben.locator(".message[data-seq]").last.locator(".message__tombstone")).to_have_text("message deleted")
+
     anna.mouse.move(640, 600)  # away from the messages, so no hover toolbar shows
     anna.screenshot(path=str(output_dir / "chat.png"), caret="initial")
 
@@ -98,7 +119,7 @@ def test_two_people_chat_live_with_typing_read_markers_and_history(service, brow
     # Ben reloads: the whole conversation is still there, in order.
     ben.reload()
     bodies = ben.locator(".convo__messages .message[data-seq] .message__body")
-    expect(bodies).to_have_count(3)
+    expect(bodies).to_have_count(3)  # and a tombstone, which has no body
     expect(bodies.first).to_contain_text("Hello Ben")
     expect(bodies.last).to_contain_text("see you")
 
