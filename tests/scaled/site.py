@@ -163,6 +163,13 @@ class Person:
         self.username = username
         self.http = httpx.Client(base_url=base_url, timeout=15, follow_redirects=False)
 
+    @classmethod
+    def resume(cls, person: Person, base_url: str) -> Person:
+        """The same signed-in person (same session cookie) reaching another web process."""
+        again = cls(base_url, person.username)
+        again.http.cookies = person.http.cookies
+        return again
+
     def _form_post(
         self, form_path: str, post_path: str, data: dict[str, str], headers: dict[str, str] | None = None
     ) -> httpx.Response:

@@ -64,4 +64,19 @@ def test_people_on_two_web_processes_see_each_others_presence_and_messages_and_a
             web2_process.popen.send_signal(signal.SIGKILL)
             web2_process.popen.wait(10)
             receive_until(alice_ws, shows(bob_jid, "unavailable|offline"), 30, "Bob swept offline on Alice's screen")
+
+        # While Bob is away, Alice writes on; Bob's tab reconnects to the surviving process with the same session
+        # and catches up from the seq it had: exactly the messages it missed, in order, none twice.
+        for n in range(3, 6):
+            alice_ws.send(message_frame(conversation=conversation, body=f"while you were away {n}"))
+        with Person.resume(bob, web1).open_socket() as bob_again:
+            bob_again.send(json.dumps({"type": "conversation.open", "conversation": conversation, "after": 2}))
+            pushed: list[int] = []  # seqs of the messages pushed to Bob's tab, in arrival order
+
+            def up_to_5(frame: str) -> bool:
+                pushed.extend(int(seq) for seq in re.findall(r'<article id="msg-\d+-(\d+)"', frame))
+                return 5 in pushed
+
+            receive_until(bob_again, up_to_5, 15, "the missed messages")
+            assert pushed == [3, 4, 5]
     assert healthz(web1)[0] == 200
