@@ -188,8 +188,9 @@ class UserSocket(AsyncWebsocketConsumer):
         if message.conversation_id == self.open_conversation:
             # Do not wait for the wake-up (it may be lost): the sender sees the stored copy now.
             await self._push_new(message.conversation_id)
-        elif frame.get("to") not in (None, "") and frame.get("conversation") in (None, ""):
-            # The first message to someone: their conversation exists now, and the tab opens it.
+        else:
+            # Sent from a tab that does not follow this conversation live (a first message to someone, or a
+            # page scrolled back to a search hit): the tab opens the conversation's newest page to show it.
             html = render_to_string("chat/_opened.html", {"conversation_id": message.conversation_id})
             await self.send(text_data=html)
 

@@ -338,3 +338,16 @@ def test_a_first_message_to_an_address_opens_the_new_conversation(alice, carol):
         await socket.disconnect()
 
     run(scenario)
+
+
+def test_a_message_sent_from_a_tab_not_following_the_conversation_brings_it_to_the_newest_page(alice, bob, direct):
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        socket = await open_socket(cookie)  # e.g. a page scrolled back to a search hit: no conversation.open
+        await socket.send_to(text_data=send_frame(direct, "from an old page", str(uuid.uuid4())))
+        frames = await frames_until(socket, "chat-opened")
+        assert f'href="/c/{direct}/"' in frames[-1]
+        await socket.disconnect()
+
+    run(scenario)
