@@ -13,6 +13,15 @@ from tests.e2e.conftest import new_page, sign_up
 pytestmark = pytest.mark.e2e
 
 DOMAIN = "imweb.localhost"
+# Records notifications instead of showing them (the permission counts as granted), so a test can read them.
+NOTIFICATION_RECORDER = """
+window.__notes = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notes.push({ title: title, body: (options || {}).body }); }
+};
+"""
 
 
 def befriend(asker: Page, asker_name: str, answerer: Page, answerer_name: str) -> None:
@@ -177,13 +186,20 @@ def test_a_room_of_three_unread_counts_and_scrolling_back(service, browser):
     expect(fay.locator(".convo__messages .message[data-seq]")).to_have_count(54)
     expect(fay.locator(".convo__messages .message[data-seq]").first).to_contain_text("dora 1")
 
-    # Eli opens his direct conversation with Dora instead: the room's new messages count as unread there.
+    # Eli opens his direct conversation with Dora instead: the room's new messages count as unread there,
+    # and each one notifies him (his own messages do not).
+    eli.context.add_init_script(NOTIFICATION_RECORDER)
     eli.locator('#roster li[data-jid="dora@imweb.localhost"]').get_by_role("link", name="Message dora").click()
     expect(eli.locator("#pane-title")).to_have_text(f"dora@{DOMAIN}")
     say(dora, "anyone up for Saturday?")
     say(fay, "me!")
     expect(row(eli, "Climbing").locator(".convrow__unread")).to_have_text(re.compile(r"^2"))
     expect(eli).to_have_title("(2) imweb")
+    eli.wait_for_function("window.__notes.length >= 2")
+    notes = eli.evaluate("window.__notes")
+    assert [note["title"] for note in notes] == ["#Climbing", "#Climbing"]
+    assert [note["body"] for note in notes] == ["dora: anyone up for Saturday?", "fay: me!"]
+    expect(eli.locator("#notify-enable")).to_be_hidden()  # nothing left to ask for
 
     assert dora_console.errors == []
     assert fay_console.errors == []
