@@ -33,7 +33,7 @@ from chat.actions.common import membership, parse_seq
 from chat.actions.typing import TYPING_EXPIRES_SECONDS
 from chat.errors import ChatError, NotFound
 from chat.models import Message
-from chat.views import render_conversation_list, render_messages, render_statuses
+from chat.views import render_conversation_list, render_messages, render_pane_head, render_statuses
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,10 @@ def _pushable(user: User, conversation_id: int, after: int) -> tuple[str, int]:
 def _one_message(user: User, conversation_id: int, seq: int) -> str:
     mine = membership(user, conversation_id)
     return render_messages(user, mine, chat.messages_after(user, conversation_id, seq - 1, 1), inbox=True)
+
+
+def _head(user: User, conversation_id: int) -> str:
+    return render_pane_head(user, membership(user, conversation_id))
 
 
 def _statuses(user: User, conversation_id: int, newest: int) -> str:
@@ -291,7 +295,12 @@ class UserSocket(AsyncWebsocketConsumer):
         await self._receipt(event)
 
     async def conversation_updated(self, event: dict[str, object]) -> None:
-        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+        html = await _list_html(self.user_id, self.open_conversation)
+        if event.get("conversation") == self.open_conversation:
+            user = await self._user()
+            with contextlib.suppress(NotFound):  # renamed, new topic or members: the header shows them
+                html += await database_sync_to_async(_head)(user, self.open_conversation)
+        await self.send(text_data=html)
 
     async def conversation_removed(self, event: dict[str, object]) -> None:
         if event.get("conversation") == self.open_conversation:

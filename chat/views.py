@@ -141,8 +141,8 @@ def members_of(conversation: Conversation) -> list[Participant]:
     return sorted(rows, key=lambda p: (p.role != Participant.Role.OWNER, p.joined_at, p.pk))
 
 
-def pane_context(user: User, mine: Participant, items: list[Message], *, mode: str = "newest") -> dict[str, object]:
-    """Everything `chat/_pane.html` needs. `mode`: "newest" (the last page) or "around" (a jump target)."""
+def head_context(user: User, mine: Participant) -> dict[str, object]:
+    """What `chat/_pane_head.html` needs: the title, the topic and, in rooms, members and settings."""
     conversation = mine.conversation
     members = members_of(conversation)
     peer = next((p for p in members if p.user_id != user.pk), None) if conversation.kind != "room" else None
@@ -152,7 +152,6 @@ def pane_context(user: User, mine: Participant, items: list[Message], *, mode: s
         title = peer.user.name
     else:
         title = next((j for j in (conversation.direct_key or "").split(" ") if j != user.jid), "Conversation")
-    at_newest = not items or items[-1].seq >= conversation.last_seq
     invitable: list[RosterItem] = []
     if conversation.kind == Conversation.Kind.ROOM and mine.role == Participant.Role.OWNER:
         inside = {p.jid for p in members}
@@ -162,7 +161,6 @@ def pane_context(user: User, mine: Participant, items: list[Message], *, mode: s
             if item.jid not in inside
         ]
     return {
-        **message_context(user, mine),
         "conversation": conversation,
         "mine": mine,
         "is_room": conversation.kind == Conversation.Kind.ROOM,
@@ -171,11 +169,25 @@ def pane_context(user: User, mine: Participant, items: list[Message], *, mode: s
         "peer": peer,
         "members": members,
         "invitable": invitable,
+        "user": user,
+    }
+
+
+def render_pane_head(user: User, mine: Participant) -> str:
+    """The open conversation's header alone, for a push after the room changed (name, topic, members)."""
+    return render_to_string("chat/_pane_head.html", {**head_context(user, mine), "oob": True})
+
+
+def pane_context(user: User, mine: Participant, items: list[Message], *, mode: str = "newest") -> dict[str, object]:
+    """Everything `chat/_pane.html` needs. `mode`: "newest" (the last page) or "around" (a jump target)."""
+    return {
+        **message_context(user, mine),
+        **head_context(user, mine),
         "chat_messages": decorate(user, mine, items),
         "oldest_seq": items[0].seq if items else None,
         "newest_seq": items[-1].seq if items else 0,
         "has_older": bool(items) and items[0].seq > 1,
-        "at_newest": at_newest,
+        "at_newest": not items or items[-1].seq >= mine.conversation.last_seq,
         "mode": mode,
         "max_chars": message_max_chars(),
     }

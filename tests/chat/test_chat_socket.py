@@ -351,3 +351,24 @@ def test_a_message_sent_from_a_tab_not_following_the_conversation_brings_it_to_t
         await socket.disconnect()
 
     run(scenario)
+
+
+def test_room_changes_reach_the_open_room_s_header(alice, bob, carol):
+    for friend in (bob, carol):
+        accounts.request_subscription(alice, friend.jid)
+        accounts.accept_subscription(friend, alice.jid)
+    room = actions.create_room(alice, "Crew", members=[bob.jid])
+    cookie = session_cookie(bob)
+
+    async def scenario():
+        socket = await open_conversation(cookie, room.pk, 0)
+        await settle(socket)
+        await database_sync_to_async(actions.rename_room)(alice, room.pk, "Crew & friends")
+        frames = await frames_until(socket, f'id="pane-head-{room.pk}"')
+        assert "Crew &amp; friends" in frames[-1] and 'hx-swap-oob="true"' in frames[-1]
+        await database_sync_to_async(actions.invite)(alice, room.pk, carol.jid)
+        frames = await frames_until(socket, "3 members")
+        assert "Carol" in frames[-1]
+        await socket.disconnect()
+
+    run(scenario)
