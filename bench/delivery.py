@@ -34,12 +34,23 @@ from bench.common import (
 
 STARTERS = {"imweb": start_embedded, "reference": start_relay, "scaled": start_scaled}
 IDLE_SAMPLE_SECONDS = 2.0
+QUIET_LIMIT_SECONDS = 60.0
 
 
 async def _drain(ws, on_frame=None) -> None:
     async for frame in ws:
         if on_frame is not None:
             on_frame(frame if isinstance(frame, str) else frame.decode())
+
+
+async def quiet(pids: list[int], idle_rate: float) -> None:
+    """Wait until the servers' CPU use is back near idle (0.5 s samples), at most QUIET_LIMIT_SECONDS."""
+    deadline = time.perf_counter() + QUIET_LIMIT_SECONDS
+    while time.perf_counter() < deadline:
+        began, cpu = time.perf_counter(), cpu_seconds(pids)
+        await asyncio.sleep(0.5)
+        if (cpu_seconds(pids) - cpu) / (time.perf_counter() - began) <= idle_rate * 1.5 + 0.05:
+            return
 
 
 async def load(server: Server, pairs: list[tuple[Person, Person]], rate: float, seconds: float, drain: float) -> dict:
@@ -66,6 +77,7 @@ async def load(server: Server, pairs: list[tuple[Person, Person]], rate: float, 
 
     readers = [asyncio.ensure_future(_drain(ws)) for ws in senders]
     readers += [asyncio.ensure_future(_drain(ws, on_receive)) for ws in receivers]
+    await quiet(pids, idle_rate)  # the servers' work for the new sockets (presence, first renders) is done
     per_pair = max(1, round(rate * seconds / len(pairs)))
     interval = len(pairs) / rate
     give_up_at = seconds * 3 + 10  # far behind schedule (an overloaded server): stop offering more
