@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from federation.conf import FederationConfig
 from tests.interop.harness import (
@@ -168,10 +169,12 @@ class Subprocess:
 
 
 def start_runfederation(directory: Path, env: dict[str, str], port: int) -> Subprocess:
-    """`manage.py runfederation` alone (migrated database, no Valkey: the outbox sender then polls)."""
+    """`manage.py runfederation` alone, on a migrated database of its own and the test session's Valkey (its
+    stanza handler counts rate limits in the shared cache; the outbox sender listens there for wake-ups)."""
     full_env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     full_env |= {
         "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "REDIS_URL": settings.REDIS_URL,
         "IMWEB_VAR_DIR": str(directory),
         "IMWEB_DOMAIN": IMWEB,
         "IMWEB_S2S_PORT": str(port),
