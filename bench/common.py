@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,7 +91,11 @@ def start_embedded() -> Server:
         assert service.process is not None
         return [service.process.pid, *(p.pid for p in psutil.Process(service.process.pid).children(recursive=True))]
 
-    return Server("imweb", [service.url], "/ws/", pids, service.stop, parse_imweb, manage)
+    def stop() -> None:
+        service.stop()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+    return Server("imweb", [service.url], "/ws/", pids, stop, parse_imweb, manage)
 
 
 def start_scaled(web_processes: int = 2) -> Server:
@@ -100,8 +105,9 @@ def start_scaled(web_processes: int = 2) -> Server:
 
     postgres = Postgres(durable=True).start()
     redis_server = RedisServer().start()
+    base_dir = Path(tempfile.mkdtemp(prefix="imweb-bench-scaled-"))
     site = ScaledSite(
-        Path(tempfile.mkdtemp(prefix="imweb-bench-scaled-")),
+        base_dir,
         database_url=postgres.create_database("imweb"),
         redis_url=redis_server.url,
         web_processes=web_processes,
@@ -119,6 +125,7 @@ def start_scaled(web_processes: int = 2) -> Server:
         site.stop()
         redis_server.stop()
         postgres.stop()
+        shutil.rmtree(base_dir, ignore_errors=True)
 
     def pids() -> list[int]:
         roots = [p.popen.pid for p in site.processes] + [postgres.process.pid, redis_server.process.pid]
