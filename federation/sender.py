@@ -22,6 +22,7 @@ could lose a stanza, which the database-is-the-truth rule forbids.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -46,6 +47,7 @@ logger = logging.getLogger("federation")
 POLL_INTERVAL = 5.0
 BATCH = 100  # rows handed to a stream per round trip to the database
 DEFAULT_RETENTION_SECONDS = 3 * 24 * 60 * 60
+STOP_TIMEOUT = 5.0
 
 
 def duration_words(seconds: float) -> str:
@@ -80,6 +82,7 @@ class OutboxSender:
         self.tasks: set[asyncio.Task[None]] = set()
         self.main: asyncio.Task[None] | None = None
         self.listener: asyncio.Task[None] | None = None
+        self.stopping = False
 
     # --- life -------------------------------------------------------------------------------------------------
 
@@ -99,11 +102,23 @@ class OutboxSender:
         self.service.state_listener = self.domain_state
 
     async def stop(self) -> None:
+        # The flag ends the loops even when a library swallows a cancellation (seen with the pub/sub layer when
+        # SIGTERM arrives while it subscribes); what still runs after the grace is cancelled again by asyncio.run.
+        self.stopping = True
+        self.wakeup.set()
         tasks = [task for task in (self.main, self.listener, *self.domains.values(), *self.tasks) if task]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            if pending:
+                logger.warning("outbox: %d tasks did not stop in time", len(pending))
         self.domains.clear()
+        if self.listener is not None:
+            # The pub/sub layer keeps a receiver task and a Redis connection per loop: close them.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await get_channel_layer().flush()
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -111,7 +126,7 @@ class OutboxSender:
     # --- the loop ---------------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:  # until cancelled by stop()
+        while not self.stopping:
             self.wakeup.clear()
             try:
                 await self.run_once()
@@ -316,13 +331,13 @@ class OutboxSender:
 
     async def _listen(self) -> None:
         """Wake-ups from other processes, through the channel layer (lost ones are covered by polling)."""
-        while True:  # until cancelled by stop()
+        while not self.stopping:
             try:
                 layer = get_channel_layer()
                 channel = await layer.new_channel()
                 await layer.group_add(WAKE_GROUP, channel)
                 logger.info("outbox: listening for wake-ups")
-                while True:  # until the layer fails
+                while not self.stopping:  # or until the layer fails
                     await self.handle_event(await layer.receive(channel))
             except asyncio.CancelledError:
                 raise
