@@ -42,6 +42,9 @@ MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 # At most this many messages go out in one push; a longer gap is sent as several pushes in a row.
 PUSH_PAGE = 100
+# The conversation list is re-rendered at most this often per socket: a burst of messages costs one render at
+# its start and one at its end, not one each (the messages themselves are pushed at once).
+LIST_EVERY_SECONDS = 0.5
 # Receipts re-render the statuses of the user's own messages among this many newest ones on screen.
 STATUS_WINDOW = 50
 
@@ -116,6 +119,8 @@ class UserSocket(AsyncWebsocketConsumer):
         self.last_sent: dict[int, int] = {}
         # Who is typing in the open conversation: jid → (name, monotonic time of their last refresh).
         self.typers: dict[str, tuple[str, float]] = {}
+        self.list_sent_at = 0.0
+        self.list_task: asyncio.Task[None] | None = None
         # Subscribe first, then read state: an event between the two only causes one extra re-render.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         await self.accept()
@@ -127,10 +132,11 @@ class UserSocket(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "resource"):
             return
-        if self.heartbeat_task is not None:
-            self.heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.heartbeat_task
+        for task in (self.heartbeat_task, self.list_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
         await database_sync_to_async(actions.close_session)(self.resource)
 
@@ -252,9 +258,30 @@ class UserSocket(AsyncWebsocketConsumer):
                     await self._send_typing(conversation_id)
                 return
 
+    async def _refresh_list(self) -> None:
+        """Re-render the conversation list now, or, if one went out less than LIST_EVERY_SECONDS ago, once
+        at the end of that interval (however many events come meanwhile)."""
+        if self.list_task is not None:
+            return
+        wait = self.list_sent_at + LIST_EVERY_SECONDS - time.monotonic()
+        if wait <= 0:
+            self.list_sent_at = time.monotonic()
+            await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+        else:
+            self.list_task = asyncio.ensure_future(self._list_later(wait))
+
+    async def _list_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self.list_task = None
+        self.list_sent_at = time.monotonic()
+        try:
+            await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+        except Exception:  # the socket closed meanwhile; the next connect re-syncs
+            logger.debug("conversation list push failed", exc_info=True)
+
     async def message_new(self, event: dict[str, object]) -> None:
-        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
         await self._push_new(int(event["conversation"]))  # type: ignore[arg-type]
+        await self._refresh_list()
 
     async def conversation_request(self, event: dict[str, object]) -> None:
         await self.message_new(event)
@@ -274,12 +301,12 @@ class UserSocket(AsyncWebsocketConsumer):
 
     async def message_deleted(self, event: dict[str, object]) -> None:
         await self._message_changed(event)
-        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+        await self._refresh_list()
 
     async def _receipt(self, event: dict[str, object]) -> None:
         pk = int(event["conversation"])  # type: ignore[arg-type]
         if event.get("jid") == self.user_jid:  # this user read in another tab: unread counts changed
-            await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+            await self._refresh_list()
             return
         if pk == self.open_conversation and self.last_sent.get(pk):
             user = await self._user()

@@ -87,7 +87,8 @@ def _status(message: Message, others: list[Participant], names: dict[str, str], 
 def decorate(user: User, mine: Participant, items: Iterable[Message]) -> list[Message]:
     """Attach what `chat/_message.html` shows beyond the row: sender name, reactions grouped, delivery status.
 
-    Two queries for any number of messages (names and markers); reactions and replies come prefetched.
+    At most two queries for any number of messages (names, and markers when some are the user's own);
+    reactions and replies come prefetched.
     """
     items = list(items)
     if not items:
@@ -95,7 +96,10 @@ def decorate(user: User, mine: Participant, items: Iterable[Message]) -> list[Me
     conversation = mine.conversation
     is_room = conversation.kind == Conversation.Kind.ROOM
     names = _names(conversation.pk)
-    others = [p for p in Participant.objects.filter(conversation=conversation, left_at__isnull=True) if p.pk != mine.pk]
+    others: list[Participant] = []
+    if any(m.sender_jid == user.jid for m in items):  # only the user's own messages show markers
+        current = Participant.objects.filter(conversation=conversation, left_at__isnull=True)
+        others = [p for p in current if p.pk != mine.pk]
     for message in items:
         message.sender_name = names.get(message.sender_jid, message.sender_jid)
         message.is_mine = message.sender_jid == user.jid

@@ -187,7 +187,7 @@ def test_a_room_of_three_unread_counts_and_scrolling_back(service, browser):
     expect(fay.locator(".convo__messages .message[data-seq]").first).to_contain_text("dora 1")
 
     # Eli opens his direct conversation with Dora instead: the room's new messages count as unread there,
-    # and each one notifies him (his own messages do not).
+    # and they notify him.
     eli.context.add_init_script(NOTIFICATION_RECORDER)
     eli.locator('#roster li[data-jid="dora@imweb.localhost"]').get_by_role("link", name="Message dora").click()
     expect(eli.locator("#pane-title")).to_have_text(f"dora@{DOMAIN}")
@@ -195,10 +195,11 @@ def test_a_room_of_three_unread_counts_and_scrolling_back(service, browser):
     say(fay, "me!")
     expect(row(eli, "Climbing").locator(".convrow__unread")).to_have_text(re.compile(r"^2"))
     expect(eli).to_have_title("(2) imweb")
-    eli.wait_for_function("window.__notes.length >= 2")
+    # (Messages close together may share one notification, which names the newest.)
+    eli.wait_for_function("() => window.__notes.some((note) => note.body === 'fay: me!')")
     notes = eli.evaluate("window.__notes")
-    assert [note["title"] for note in notes] == ["#Climbing", "#Climbing"]
-    assert [note["body"] for note in notes] == ["dora: anyone up for Saturday?", "fay: me!"]
+    assert {note["title"] for note in notes} == {"#Climbing"}
+    assert set(note["body"] for note in notes) <= {"dora: anyone up for Saturday?", "fay: me!"}
     expect(eli.locator("#notify-enable")).to_be_hidden()  # nothing left to ask for
 
     assert dora_console.errors == []
