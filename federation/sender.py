@@ -159,6 +159,11 @@ class OutboxSender:
     # --- database side (run in a thread) -------------------------------------------------------------------------
 
     def _recover(self) -> int:
+        # Streams do not survive a restart: the operators' view must not show connections a crash left behind.
+        # (With several federation processes for one domain, each one's streams reappear as they reconnect.)
+        RemoteDomain.objects.filter(Q(connected_in=True) | Q(connected_out=True)).update(
+            connected_in=False, connected_out=False
+        )
         return OutboxItem.objects.filter(state=OutboxItem.State.SENDING).update(state=OutboxItem.State.QUEUED)
 
     def _due_domains(self) -> list[str]:

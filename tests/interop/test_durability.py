@@ -45,10 +45,16 @@ from federation.outbox import hop
 from chat.models import Message
 remote = RemoteDomain.objects.filter(domain=DOMAIN).first()
 items = list(OutboxItem.objects.filter(kind="message").order_by("id").values("state", "attempts", "error"))
-hops = [h.text for m in Message.objects.filter(sender__username="bob").order_by("seq") for h in hop(m)]
+from chat.actions.common import membership
+from chat.views import render_statuses
+mine = Message.objects.filter(sender__username="bob").order_by("seq")
+hops = [h.text for m in mine for h in hop(m)]
+bob = mine[0].sender if mine else None
+screen = render_statuses(bob, membership(bob, mine[0].conversation_id), list(mine)) if bob else ""
 print(json.dumps({
     "items": items,
     "hops": hops,
+    "screen": screen,
     "failures": remote.failures if remote else 0,
     "last_error": remote.last_error if remote else "",
 }))
@@ -97,7 +103,8 @@ def test_messages_sent_while_prosody_is_down_all_arrive_in_order_once(
     assert isinstance(waiting, dict)
     assert f"could not connect to {PROSODY_DOMAIN}" in waiting["last_error"]
     assert all(PROSODY_DOMAIN in item["error"] for item in waiting["items"])  # each row says why it waits
-    assert waiting["hops"] == ["queued"] * COUNT  # what the sender's screen shows meanwhile
+    assert waiting["hops"] == ["queued"] * COUNT
+    assert waiting["screen"].count("· queued</span>") == COUNT  # what the sender's screen shows meanwhile
 
     prosody.start()
     client = ChatClient(loop_thread, f"{ALICE}/phone", ALICE_PASSWORD, prosody.c2s_port, receipts=True)
@@ -126,5 +133,7 @@ def test_messages_sent_while_prosody_is_down_all_arrive_in_order_once(
     final = wait_for(settled, 60, "every hop handed over or delivered", 1.0)
     assert isinstance(final, dict)
     assert all(item["state"] in ("sent", "delivered") for item in final["items"])
+    on_screen = final["screen"].count("· delivered</span>") + final["screen"].count(f"· {handed}</span>")
+    assert on_screen == COUNT
     assert final["failures"] == 0  # the success reset the domain's backoff
     assert bodies() == expected  # still no duplicate after everything settled
