@@ -203,3 +203,27 @@ def test_the_senders_status_line_shows_the_remote_hop(bob) -> None:
         render_statuses(bob, mine, shown)
     # The hops of every message on screen come in one query, however many messages there are.
     assert sum("federation_outboxitem" in q["sql"] for q in queries.captured_queries) == 1
+
+
+def test_the_beat_tick_wakes_the_federation_process_through_the_channel_layer() -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+    from django.conf import settings
+
+    from federation.tasks import wake_outbox
+
+    assert settings.CELERY_BEAT_SCHEDULE["wake-federation-outbox"]["task"] == "federation.tasks.wake_outbox"
+
+    async def listen_and_tick() -> dict:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(outbox.WAKE_GROUP, channel)  # as the federation process's sender does
+        await sync_to_async(wake_outbox)()  # what the worker runs on each tick
+        async with asyncio.timeout(10):
+            event = await layer.receive(channel)
+        await layer.flush()
+        return event
+
+    assert asyncio.run(listen_and_tick()) == {"type": "federation.wake"}
