@@ -42,6 +42,8 @@ MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 # At most this many messages go out in one push; a longer gap is sent as several pushes in a row.
 PUSH_PAGE = 100
+# A tab says "typing" every few seconds; more often than this is ignored rather than fanned out.
+TYPING_EVERY_SECONDS = 1.0
 # The conversation list is re-rendered at most this often per socket: a burst of messages costs one render at
 # its start and one at its end, not one each (the messages themselves are pushed at once).
 LIST_EVERY_SECONDS = 0.5
@@ -120,6 +122,7 @@ class UserSocket(AsyncWebsocketConsumer):
         # Who is typing in the open conversation: jid → (name, monotonic time of their last refresh).
         self.typers: dict[str, tuple[str, float]] = {}
         self.list_sent_at = 0.0
+        self.typing_sent_at = 0.0
         self.list_task: asyncio.Task[None] | None = None
         # Subscribe first, then read state: an event between the two only causes one extra re-render.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
@@ -218,6 +221,11 @@ class UserSocket(AsyncWebsocketConsumer):
         await self._push_new(pk)
 
     async def _typing(self, frame: dict[str, object], started: bool) -> None:
+        if started:
+            now = time.monotonic()
+            if now - self.typing_sent_at < TYPING_EVERY_SECONDS:
+                return
+            self.typing_sent_at = now
         user = await self._user()
         try:
             await database_sync_to_async(chat.set_typing)(user, frame.get("conversation"), started)
@@ -239,7 +247,7 @@ class UserSocket(AsyncWebsocketConsumer):
         if conversation_id != self.open_conversation:
             return
         user = await self._user()
-        for _ in range(50):  # bounded: 50 pages of PUSH_PAGE; a longer gap is left to the next wake-up
+        for _ in range(5):  # bounded: 5 pages of PUSH_PAGE; a longer gap is left to the next wake-up
             after = self.last_sent.get(conversation_id, 0)
             try:
                 html, newest = await database_sync_to_async(_pushable)(user, conversation_id, after)

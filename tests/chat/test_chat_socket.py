@@ -372,3 +372,21 @@ def test_room_changes_reach_the_open_room_s_header(alice, bob, carol):
         await socket.disconnect()
 
     run(scenario)
+
+
+def test_a_flood_of_typing_frames_is_fanned_out_once(alice, bob, direct):
+    cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+
+    async def scenario():
+        alice_socket = await open_conversation(cookies["alice"], direct, 1)
+        bob_socket = await open_conversation(cookies["bob"], direct, 1)
+        await settle(bob_socket)
+        for _ in range(30):
+            await alice_socket.send_to(text_data=json.dumps({"type": "typing.started", "conversation": direct}))
+        await alice_socket.send_to(text_data=send_frame(direct, "after the flood", str(uuid.uuid4())))
+        frames = await frames_until(bob_socket, "after the flood")
+        assert sum("Alice is typing" in frame for frame in frames) == 1
+        await alice_socket.disconnect()
+        await bob_socket.disconnect()
+
+    run(scenario)
