@@ -340,3 +340,14 @@ def test_the_privacy_page_turns_read_markers_and_typing_off(alice):
     assert alice.send_read_markers and alice.send_typing
     page = client.get("/accounts/profile/").content.decode()
     assert "Tell people when I have read their messages" in page and "Show people when I am typing" in page
+
+
+@pytest.mark.parametrize("seq", [0, 500, 2**64])
+def test_around_a_seq_no_message_has_is_404_or_the_nearest_page(alice, bob, seq):
+    befriend(alice, bob)
+    conversation = send(alice, bob.jid, "only one").conversation_id
+    response = client_for(alice).get(f"/c/{conversation}/around/{seq}")
+    if seq == 2**64:
+        assert response.status_code == 404
+    else:  # past either end: the page shows what exists
+        assert response.status_code == 200 and seqs_in(response.content.decode(), conversation) == [1]
