@@ -256,7 +256,15 @@ class OutboxSender:
 
     async def _drain(self, domain: str) -> None:
         """Send `domain`'s queued rows in order until none is left or a failure backs the domain off."""
-        while True:  # bounded by the queue: each round claims rows or ends
+        try:
+            await self._drain_rounds(domain)
+        finally:
+            # A row committed while this task was ending may have had its wake-up see the task still running:
+            # one more pass picks it up now rather than at the next poll.
+            self.wake()
+
+    async def _drain_rounds(self, domain: str) -> None:
+        while not self.stopping:  # bounded by the queue: each round claims rows or ends
             items = await database_sync_to_async(self._claim)(domain)
             if not items:
                 return
