@@ -88,8 +88,12 @@ def _dispatch(domain: str, sender: BareJid, kind: str, stanza: etree._Element) -
     stanza_type = stanza.get("type") or ""
     # Errors and IQ results are never answered (RFC 6120 §8.3.1, §8.2.3), but they are counted like the rest.
     answerable = kind != "presence" and stanza_type != "error" and not (kind == "iq" and stanza_type == "result")
+    # Receipts and errors answer what we sent: they count against the server's budget, not the person's.
+    acknowledgement = kind == "message" and (
+        stanza_type == "error" or (stanzas.received_id(stanza) is not None and stanzas.body(stanza) is None)
+    )
     try:
-        ratelimit.charge(domain, str(sender))
+        ratelimit.charge(domain, str(sender), per_sender=not acknowledgement)
     except ratelimit.RateLimited as err:
         # One error per window and scope: a flood must not be answered by a flood (nor fill our outbox).
         if answerable and cache.add(f"s2s:rl-told:{err.scope}", 1, timeout=err.retry_after):

@@ -37,12 +37,19 @@ def sender_limits() -> Sequence[tuple[int, int]]:
     return getattr(settings, "IMWEB_FEDERATION_SENDER_RATE_LIMITS", DEFAULT_SENDER_LIMITS)
 
 
-def charge(domain: str, sender: str) -> None:
-    """Count one inbound stanza from `sender` (a bare JID) on `domain`, or raise RateLimited (counting nothing)."""
+def charge(domain: str, sender: str, *, per_sender: bool = True) -> None:
+    """Count one inbound stanza from `sender` (a bare JID) on `domain`, or raise RateLimited (counting nothing).
+
+    `per_sender=False` counts against the domain's budget only: for acknowledgements of our own traffic
+    (receipts, errors), whose number is bounded by what we sent, so that the burst of receipts after a peer's
+    outage is not mistaken for a person flooding.
+    """
     try:
         taken = counters.charge("s2s-domain", domain, domain_limits())  # type: ignore[arg-type]
     except SlowDown as err:
         raise RateLimited(domain, err.retry_after) from None
+    if not per_sender:
+        return
     try:
         counters.charge("s2s-sender", sender, sender_limits())  # type: ignore[arg-type]
     except SlowDown as err:

@@ -430,4 +430,24 @@ def test_floods_of_presence_and_errors_are_counted_but_never_answered(me, settin
     )
 
     assert sent()[already:] == []
-    assert OutboxItem.objects.get(message=message).state == OutboxItem.State.QUEUED  # over the limit: ignored
+    # The error answers our own message, so it counts against the server's budget only and still lands.
+    assert OutboxItem.objects.get(message=message).state == OutboxItem.State.FAILED
+
+
+def test_a_burst_of_receipts_after_an_outage_is_not_a_flood(me, settings, fixed_clock):
+    settings.IMWEB_FEDERATION_SENDER_RATE_LIMITS = ((3, 60),)
+    settings.IMWEB_MESSAGE_RATE_LIMITS = ((100, 10),)
+    messages = [chat_actions.send_message(me, to=ROMEO, body=f"m{n}", client_id=uuid.uuid4()) for n in range(10)]
+    for message in messages:
+        receive(
+            f"<message from='{ROMEO}/phone' to='{ME}' id='r{message.seq}'>"
+            f"<received xmlns='urn:xmpp:receipts' id='{message.client_id}'/></message>"
+        )
+
+    states = set(OutboxItem.objects.filter(message__in=messages).values_list("state", flat=True))
+    assert states == {OutboxItem.State.DELIVERED}
+    assert errors() == []
+    # The person's own budget is untouched by the receipts: their next messages still get through.
+    for n in range(3):
+        receive(chat(f"after {n}", id_=f"a{n}"))
+    assert Message.objects.filter(sender_jid=ROMEO).count() == 3
