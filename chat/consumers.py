@@ -92,6 +92,11 @@ def _statuses(user: User, conversation_id: int, newest: int) -> str:
     return render_statuses(user, mine, [m for m in items if m.sender_jid == user.jid])
 
 
+def _one_status(user: User, conversation_id: int, seq: int) -> str:
+    mine = membership(user, conversation_id)
+    return render_statuses(user, mine, chat.messages_after(user, conversation_id, seq - 1, 1))
+
+
 def _send(user: User, frame: dict[str, object]) -> Message:
     to = frame.get("conversation") if frame.get("conversation") not in (None, "") else frame.get("to")
     if not isinstance(to, (str, int)) or isinstance(to, bool):
@@ -157,6 +162,16 @@ class UserSocket(AsyncWebsocketConsumer):
 
     async def _user(self) -> User:
         return await database_sync_to_async(User.objects.get)(pk=self.user_id)
+
+    async def dispatch(self, message: dict) -> None:
+        # Every socket of a user is in the user's group, so this one also gets events meant for other socket
+        # kinds (the API stream), and events newer than this process: Channels would close the socket on an
+        # event without a handler, so those are logged and skipped instead.
+        kind = str(message.get("type", ""))
+        if not kind.startswith("websocket.") and getattr(self, kind.replace(".", "_"), None) is None:
+            logger.debug("user socket ignores event %r", kind[:60])
+            return
+        await super().dispatch(message)
 
     # --- Frames from the tab ------------------------------------------------------------------------------
 
@@ -325,6 +340,16 @@ class UserSocket(AsyncWebsocketConsumer):
 
     async def receipt_read(self, event: dict[str, object]) -> None:
         await self._receipt(event)
+
+    async def message_status(self, event: dict[str, object]) -> None:
+        """A remote hop of one of the user's messages changed (handed over, failed): its status line again."""
+        pk, seq = int(event["conversation"]), int(event["seq"])  # type: ignore[arg-type]
+        if pk == self.open_conversation and seq <= self.last_sent.get(pk, 0):
+            user = await self._user()
+            with contextlib.suppress(NotFound):
+                html = await database_sync_to_async(_one_status)(user, pk, seq)
+                if html:
+                    await self.send(text_data=html)
 
     async def receipt_delivered(self, event: dict[str, object]) -> None:
         await self._receipt(event)

@@ -45,6 +45,7 @@ from chat.api.errors import DOMAIN_ERRORS, describe
 from chat.api.schemas import message_out, presence_out
 from chat.errors import ChatError, InvalidArgument, NotFound
 from chat.models import Message, Participant
+from federation.outbox import hop
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,17 @@ def _baseline(user: User, pk: int, since: datetime) -> int | None:
         return None
     before = Message.objects.filter(conversation_id=pk, created_at__lt=since).order_by("-seq")
     return before.values_list("seq", flat=True).first() or 0
+
+
+def _hops(user: User, pk: int, seq: int) -> list[dict[str, str]] | None:
+    """Where each remote copy of message `seq` is (None when the user cannot see such a message)."""
+    page = actions.messages_after(user, pk, seq - 1, limit=1)  # the membership check, and the message
+    if not page or page[0].seq != seq:
+        return None
+    return [
+        {"recipient": h.recipient, "state": h.state, "domain": h.domain, "error": h.error, "text": h.text}
+        for h in hop(page[0])
+    ]
 
 
 def _presence_key(presence: Presence | None) -> tuple | None:
@@ -175,6 +187,7 @@ class ApiStream(AsyncWebsocketConsumer):
         # socket (and the other way round): those it has no use for are skipped rather than fatal.
         kind = str(message.get("type", ""))
         if not kind.startswith("websocket.") and getattr(self, kind.replace(".", "_"), None) is None:
+            logger.debug("API stream ignores event %r", kind[:60])
             return
         await super().dispatch(message)
 
@@ -256,6 +269,18 @@ class ApiStream(AsyncWebsocketConsumer):
 
     async def message_reactions(self, event: dict) -> None:
         await self._changed(event, "reactions")
+
+    async def message_status(self, event: dict) -> None:
+        """A remote hop of one of the user's messages changed (handed over, failed): where each copy is now."""
+        pk, seq = event.get("conversation"), event.get("seq")
+        if not isinstance(pk, int) or not isinstance(seq, int) or pk not in self.sent:
+            return
+        try:
+            hops = await database_sync_to_async(_hops)(self.user, pk, seq)
+        except NotFound:
+            return
+        if hops is not None:
+            await self._send({"type": "status", "conversation": pk, "seq": seq, "hops": hops})
 
     async def _receipt(self, event: dict, kind: str) -> None:
         await self._send(

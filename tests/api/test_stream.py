@@ -19,6 +19,8 @@ from accounts import events
 from accounts.tokens import issue_token, revoke_token
 from chat import actions
 from chat.actions.typing import set_typing
+from federation import outbox
+from federation.models import OutboxItem
 from imweb.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -369,6 +371,28 @@ def test_bad_frames_get_an_error_event_and_the_stream_stays_usable(alice, token,
         assert (await receive_type(socket, "error"))["code"] == code
         await socket.send_json_to({"type": "ping"})
         assert await receive_type(socket, "pong") == {"type": "pong"}
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_a_remote_hop_change_reaches_the_sender_s_stream(alice, token):
+    message = send(alice, "dave@prosody.localhost", "hello there")
+    pk = message.conversation_id
+    item = OutboxItem.objects.get(message=message)
+
+    async def scenario():
+        socket, ready = await open_stream(token)
+        assert ready["conversations"] == {str(pk): 1}
+        failed = database_sync_to_async(outbox.mark_failed)
+        assert await failed("dave@prosody.localhost", item.stanza_id, "no such user") == 1
+        status = await receive_type(socket, "status")
+        assert (status["conversation"], status["seq"]) == (pk, 1)
+        assert [(h["recipient"], h["state"], h["text"]) for h in status["hops"]] == [
+            ("dave@prosody.localhost", "failed", "failed: no such user")
+        ]
+        await socket.send_json_to({"type": "ping", "ref": "still"})  # the stream is still serving
+        assert (await receive_type(socket, "pong"))["ref"] == "still"
         await socket.disconnect()
 
     run(scenario)

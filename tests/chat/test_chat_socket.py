@@ -15,6 +15,8 @@ from channels.testing import WebsocketCommunicator
 from accounts import actions as accounts
 from chat import actions
 from chat.models import Message
+from federation import outbox
+from federation.models import OutboxItem
 from tests.chat.test_socket import RECEIVE_TIMEOUT, open_socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -388,5 +390,26 @@ def test_a_flood_of_typing_frames_is_fanned_out_once(alice, bob, direct):
         assert sum("Alice is typing" in frame for frame in frames) == 1
         await alice_socket.disconnect()
         await bob_socket.disconnect()
+
+    run(scenario)
+
+
+def test_a_remote_copy_that_fails_shows_on_the_sender_s_open_conversation(alice):
+    message = actions.send_message(alice, to="dave@prosody.localhost", body="hello there", client_id=uuid.uuid4())
+    pk = message.conversation_id
+    item = OutboxItem.objects.get(message=message)
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        socket = await open_conversation(cookie, pk, 0)
+        frames = await frames_until(socket, f'id="msg-{pk}-1"')
+        assert "queued" in frames[-1]
+        failed = database_sync_to_async(outbox.mark_failed)
+        assert await failed("dave@prosody.localhost", item.stanza_id, "no such user") == 1
+        frames = await frames_until(socket, "failed: no such user")
+        assert f'id="status-{pk}-1"' in frames[-1]
+        await socket.send_to(text_data=json.dumps({"type": "sync"}))  # the socket is still serving
+        await frames_until(socket, 'id="roster"')
+        await socket.disconnect()
 
     run(scenario)
