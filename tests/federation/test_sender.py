@@ -197,12 +197,12 @@ def test_a_policy_event_closes_the_denied_domains_streams(
     sender = new_sender(loop, me)
     one_pass(loop, sender)
     wait_for(lambda: peer.received.find(id="n1"), 20, "the first stanza")
-    assert PEER in me.service.pool.streams
+    wait_for(lambda: PEER in me.service.pool.streams, 10, "the outbound stream in the pool")
 
     policy.set_policy(PEER, "deny")
     loop.run(sender.handle_event({"type": "federation.policy", "domain": PEER, "policy": "deny"}))
 
-    assert PEER not in me.service.pool.streams
+    wait_for(lambda: PEER not in me.service.pool.streams, 10, "the denied domain's stream closed")
     wait_for(lambda: not RemoteDomain.objects.get(domain=PEER).connected_out, 10, "connected_out cleared")
 
 
