@@ -251,12 +251,12 @@ class InboundStream:
             raise StreamError("invalid-from", f"{claimed!r} is not a remote server's domain")
         if domain in self.authenticated or domain in self.verifying:
             return
-        if domain in self.service.denied:
+        if self.service.refuses(domain):
             # The whole stream ends rather than a dialback error for this domain (XEP-0220 §2.4): a denied
             # server must not keep a connection open to us at all, and policy-violation (RFC 6120 §4.9.3.14)
             # with its text tells the peer's operator exactly why, where a dialback error would read as a
             # transient failure and be retried.
-            raise StreamError("policy-violation", f"federation with {domain} is disabled by this server's operator")
+            raise StreamError("policy-violation", self.service.refusal(domain))
         if len(self.authenticated) + len(self.verifying) >= self.config.max_domains_per_stream:
             raise StreamError("policy-violation", "too many domains on one stream")
         key = (element.text or "").strip()

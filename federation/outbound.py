@@ -380,8 +380,8 @@ class OutboundPool:
             return existing
         if self.closed:
             raise DeliveryError("the federation service is stopping")
-        if domain in self.service.denied:
-            raise DeliveryError(f"federation with {domain} is disabled by this server's operator")
+        if self.service.refuses(domain):
+            raise DeliveryError(self.service.refusal(domain))
         failure = self.failures.get(domain)
         if failure is not None:
             _, retry_at, reason = failure

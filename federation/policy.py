@@ -1,14 +1,17 @@
 """Which remote servers we federate with: the operator's per-domain allow/deny list (actions and checks).
 
-`default` and `allow` both federate today; `allow` records an operator's explicit trust, for the day an
-allow-list mode exists. `deny` stops everything with that domain: its queued stanzas fail at once with a
+Open federation is the default: `default` and `allow` both federate. With IMWEB_FEDERATION_ALLOWLIST_ONLY on,
+only domains the operator set to `allow` federate and every other domain is treated as denied. `deny` stops
+everything with that domain: its queued stanzas fail at once with a
 reason the sender can read, no stream to it is opened, and its streams to us are closed (the federation
 process hears of the change through the same `federation.wake` group that wakes the outbox sender).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from federation.models import OutboxItem, RemoteDomain
 from federation.outbox import notify_senders, publish
@@ -19,8 +22,29 @@ class PolicyError(ValueError):
     """A policy change that cannot be made; the message says why."""
 
 
+def allowlist_only() -> bool:
+    """True when only domains the operator allowed federate (IMWEB_FEDERATION_ALLOWLIST_ONLY)."""
+    return bool(getattr(settings, "IMWEB_FEDERATION_ALLOWLIST_ONLY", False))
+
+
 def denied_reason(domain: str) -> str:
+    if allowlist_only() and not RemoteDomain.objects.filter(domain=domain, policy=RemoteDomain.Policy.DENY).exists():
+        return f"federation with {domain} is not enabled by this server's operator"
     return f"federation with {domain} is disabled by this server's operator"
+
+
+def refused() -> Q:
+    """The RemoteDomain rows we do not federate with, as a query condition."""
+    if allowlist_only():
+        return ~Q(policy=RemoteDomain.Policy.ALLOW)
+    return Q(policy=RemoteDomain.Policy.DENY)
+
+
+def refuses(remote: RemoteDomain) -> bool:
+    """True if we do not federate with this domain's row."""
+    if allowlist_only():
+        return remote.policy != RemoteDomain.Policy.ALLOW
+    return remote.policy == RemoteDomain.Policy.DENY
 
 
 def clean_domain(domain: str) -> str:
@@ -37,11 +61,20 @@ def is_denied(domain: str) -> bool:
         domain = clean_domain(domain)
     except PolicyError:
         return False
+    if allowlist_only():
+        return not RemoteDomain.objects.filter(domain=domain, policy=RemoteDomain.Policy.ALLOW).exists()
     return RemoteDomain.objects.filter(domain=domain, policy=RemoteDomain.Policy.DENY).exists()
 
 
 def denied_domains() -> set[str]:
     return set(RemoteDomain.objects.filter(policy=RemoteDomain.Policy.DENY).values_list("domain", flat=True))
+
+
+def allowed_domains() -> frozenset[str] | None:
+    """In allow-list mode the only domains we federate with; None when federation is open."""
+    if not allowlist_only():
+        return None
+    return frozenset(RemoteDomain.objects.filter(policy=RemoteDomain.Policy.ALLOW).values_list("domain", flat=True))
 
 
 def fail_denied(remote: RemoteDomain) -> int:
@@ -74,7 +107,7 @@ def set_policy(domain: str, policy: str) -> RemoteDomain:
         changed = remote.policy != policy
         remote.policy = policy
         remote.save(update_fields=["policy", "updated_at"])
-        if policy == RemoteDomain.Policy.DENY:
+        if refuses(remote):
             fail_denied(remote)
     if changed:
         transaction.on_commit(lambda: publish({"type": "federation.policy", "domain": domain, "policy": policy}))

@@ -98,7 +98,7 @@ class OutboxSender:
         requeued = await database_sync_to_async(self._recover)()
         if requeued:
             logger.info("outbox: %d stanzas were being handed over when we stopped; sending them again", requeued)
-        self.service.denied = await database_sync_to_async(policy.denied_domains)()
+        await self._load_policy()
         self.service.state_listener = self.domain_state
 
     async def stop(self) -> None:
@@ -169,13 +169,11 @@ class OutboxSender:
     def _due_domains(self) -> list[str]:
         now = self.clock()
         self._expire(now)
-        for remote in RemoteDomain.objects.filter(
-            policy=RemoteDomain.Policy.DENY, outbox__state=OutboxItem.State.QUEUED
-        ).distinct():
+        for remote in RemoteDomain.objects.filter(policy.refused(), outbox__state=OutboxItem.State.QUEUED).distinct():
             policy.fail_denied(remote)
         return list(
             RemoteDomain.objects.filter(outbox__state=OutboxItem.State.QUEUED)
-            .exclude(policy=RemoteDomain.Policy.DENY)
+            .exclude(policy.refused())
             .filter(Q(backoff_until__isnull=True) | Q(backoff_until__lte=now))
             .values_list("domain", flat=True)
             .distinct()
@@ -206,7 +204,7 @@ class OutboxSender:
         with transaction.atomic():
             remote = RemoteDomain.objects.get(domain=domain)
             now = self.clock()
-            if remote.policy == RemoteDomain.Policy.DENY or (remote.backoff_until and remote.backoff_until > now):
+            if policy.refuses(remote) or (remote.backoff_until and remote.backoff_until > now):
                 return []
             items = list(
                 OutboxItem.objects.select_related("message")
@@ -332,11 +330,19 @@ class OutboxSender:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def _load_policy(self) -> None:
+        """Give the transport the operator's current policy (it refuses streams with these domains)."""
+
+        def load() -> tuple[set[str], frozenset[str] | None]:
+            return policy.denied_domains(), policy.allowed_domains()
+
+        self.service.denied, self.service.allowed = await database_sync_to_async(load)()
+
     async def handle_event(self, event: dict[str, object]) -> None:
         kind, domain = event.get("type"), str(event.get("domain") or "")
         if kind == "federation.policy":
-            self.service.denied = await database_sync_to_async(policy.denied_domains)()
-            if domain in self.service.denied:
+            await self._load_policy()
+            if self.service.refuses(domain):
                 self.service.close_domain(domain, policy.denied_reason(domain))
         elif kind == "federation.retry" and self.service.pool is not None:
             self.service.pool.failures.pop(domain, None)

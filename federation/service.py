@@ -56,6 +56,8 @@ class FederationService:
         self.client_tls: ssl.SSLContext | None = None
         # Domains the operator denied (federation.policy); kept current by the outbox sender.
         self.denied: set[str] = set()
+        # In allow-list mode (IMWEB_FEDERATION_ALLOWLIST_ONLY) the only domains we federate with; None: open.
+        self.allowed: frozenset[str] | None = None
         # Told about stream events: state_listener(domain, connected_in=..., connected_out=..., tls=...,
         # auth_method=...); the outbox sender records them on the domain's row for the operators' view.
         self.state_listener: Callable[..., None] | None = None
@@ -63,6 +65,15 @@ class FederationService:
     @property
     def domain(self) -> str:
         return self.config.domain
+
+    def refuses(self, domain: str) -> bool:
+        """True if the operator's policy says we do not federate with `domain`."""
+        return domain in self.denied or (self.allowed is not None and domain not in self.allowed)
+
+    def refusal(self, domain: str) -> str:
+        """Why we do not federate with `domain`, in words for the peer's operator."""
+        how = "disabled" if domain in self.denied else "not enabled"
+        return f"federation with {domain} is {how} by this server's operator"
 
     @property
     def port(self) -> int:

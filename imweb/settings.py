@@ -270,6 +270,8 @@ IMWEB_S2S_PEERS = os.environ.get("IMWEB_S2S_PEERS", "")
 IMWEB_DIALBACK_SECRET = os.environ.get("IMWEB_DIALBACK_SECRET", "")
 IMWEB_DNS_SERVER = os.environ.get("IMWEB_DNS_SERVER", "")
 IMWEB_S2S_HANDSHAKE_TIMEOUT = os.environ.get("IMWEB_S2S_HANDSHAKE_TIMEOUT", "")
+# Off: open federation (any server not denied in the admin). On: only servers set to "allow" in the admin.
+IMWEB_FEDERATION_ALLOWLIST_ONLY = env_bool("IMWEB_FEDERATION_ALLOWLIST_ONLY", False)
 # How long an outbound stanza keeps being retried before its sender sees "failed" (default: 3 days).
 IMWEB_FEDERATION_RETENTION_SECONDS = env_int("IMWEB_FEDERATION_RETENTION_SECONDS", 3 * 24 * 60 * 60)
 # Celery beat wakes the outbox sender this often (a fallback; commits wake it at once, and it polls too).

@@ -227,3 +227,28 @@ def test_the_beat_tick_wakes_the_federation_process_through_the_channel_layer() 
         return event
 
     assert asyncio.run(listen_and_tick()) == {"type": "federation.wake"}
+
+
+@pytest.mark.django_db
+def test_in_allowlist_mode_only_allowed_domains_federate(wakes: list, settings) -> None:
+    settings.IMWEB_FEDERATION_ALLOWLIST_ONLY = True
+    policy.set_policy("friends.localhost", "allow")
+    waiting = outbox.enqueue(chat("carol@stranger.localhost"))
+
+    assert not policy.is_denied("friends.localhost")
+    assert policy.is_denied("stranger.localhost") and policy.is_denied("never.seen")
+    assert policy.allowed_domains() == {"friends.localhost"}
+    assert policy.denied_reason("stranger.localhost") == (
+        "federation with stranger.localhost is not enabled by this server's operator"
+    )
+
+    # Taking a domain off the allow list fails what waits for it, as denying does in open mode.
+    friend = outbox.enqueue(chat("dave@friends.localhost"))
+    policy.set_policy("friends.localhost", "default")
+    friend.refresh_from_db()
+    assert (friend.state, friend.error) == (
+        "failed",
+        "federation with friends.localhost is not enabled by this server's operator",
+    )
+    waiting.refresh_from_db()
+    assert waiting.state == "queued"  # the sender fails it on its next pass (see test_sender)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -187,6 +188,27 @@ def test_denied_domain_gets_nothing_and_its_rows_fail_at_once(
     assert (item.state, item.error) == ("failed", "federation with b.localhost is disabled by this server's operator")
     assert me.service.denied == {PEER}
     assert peer.received.items == []
+
+
+def test_in_allowlist_mode_a_domain_not_allowed_gets_nothing_and_an_allowed_one_gets_its_stanzas(
+    loop: LoopThread, pair: tuple[RunningService, RunningService], settings: Any
+) -> None:
+    me, peer = pair
+    settings.IMWEB_FEDERATION_ALLOWLIST_ONLY = True
+    item = outbox.enqueue(chat(1))
+    sender = new_sender(loop, me)
+
+    assert one_pass(loop, sender) == []
+    item.refresh_from_db()
+    assert item.state == "failed"
+    assert item.error == "federation with b.localhost is not enabled by this server's operator"
+    assert me.service.refuses(PEER) and peer.received.items == []
+
+    policy.set_policy(PEER, "allow")
+    loop.run(sender.handle_event({"type": "federation.policy", "domain": PEER, "policy": "allow"}))
+    outbox.enqueue(chat(2))
+    one_pass(loop, sender)
+    wait_for(lambda: peer.received.find(id="n2"), 20, "the stanza to the allowed domain")
 
 
 def test_a_policy_event_closes_the_denied_domains_streams(
