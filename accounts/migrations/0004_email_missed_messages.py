@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_api_tokens'),
+        ("accounts", "0003_api_tokens"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='email_missed_messages',
-            field=models.BooleanField(default=True, verbose_name='email me about messages I have not read'),
+            model_name="user",
+            name="email_missed_messages",
+            field=models.BooleanField(default=True, verbose_name="email me about messages I have not read"),
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_email_missed_messages'),
+        ("accounts", "0004_email_missed_messages"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='send_read_markers',
-            field=models.BooleanField(default=True, verbose_name='tell people when I have read their messages'),
+            model_name="user",
+            name="send_read_markers",
+            field=models.BooleanField(default=True, verbose_name="tell people when I have read their messages"),
         ),
         migrations.AddField(
-            model_name='user',
-            name='send_typing',
-            field=models.BooleanField(default=True, verbose_name='show people when I am typing'),
+            model_name="user",
+            name="send_typing",
+            field=models.BooleanField(default=True, verbose_name="show people when I am typing"),
         ),
     ]

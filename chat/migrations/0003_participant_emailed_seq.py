@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0002_search_index'),
+        ("chat", "0002_search_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='participant',
-            name='emailed_seq',
+            model_name="participant",
+            name="emailed_seq",
             field=models.PositiveBigIntegerField(default=0),
         ),
     ]

@@ -6,66 +6,126 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('chat', '0001_initial'),
+        ("chat", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RemoteDomain',
+            name="RemoteDomain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domain', models.CharField(max_length=1023, unique=True)),
-                ('policy', models.CharField(choices=[('default', 'default (federate)'), ('allow', 'allow'), ('deny', 'deny')], default='default', max_length=8)),
-                ('connected_in', models.BooleanField(default=False, help_text='The remote server has an authenticated stream to us.')),
-                ('connected_out', models.BooleanField(default=False, help_text='We have an authenticated stream to it.')),
-                ('tls', models.BooleanField(default=False, help_text='The last stream to or from it used TLS.')),
-                ('auth_method', models.CharField(blank=True, default='', max_length=16)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('last_error_at', models.DateTimeField(blank=True, null=True)),
-                ('failures', models.PositiveIntegerField(default=0, help_text='Consecutive failed delivery attempts.')),
-                ('backoff_until', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("domain", models.CharField(max_length=1023, unique=True)),
+                (
+                    "policy",
+                    models.CharField(
+                        choices=[("default", "default (federate)"), ("allow", "allow"), ("deny", "deny")],
+                        default="default",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "connected_in",
+                    models.BooleanField(
+                        default=False, help_text="The remote server has an authenticated stream to us."
+                    ),
+                ),
+                (
+                    "connected_out",
+                    models.BooleanField(default=False, help_text="We have an authenticated stream to it."),
+                ),
+                ("tls", models.BooleanField(default=False, help_text="The last stream to or from it used TLS.")),
+                ("auth_method", models.CharField(blank=True, default="", max_length=16)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("last_error_at", models.DateTimeField(blank=True, null=True)),
+                ("failures", models.PositiveIntegerField(default=0, help_text="Consecutive failed delivery attempts.")),
+                ("backoff_until", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['domain'],
+                "ordering": ["domain"],
             },
         ),
         migrations.CreateModel(
-            name='RemotePresence',
+            name="RemotePresence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('jid', models.CharField(max_length=2047, unique=True)),
-                ('available', models.BooleanField(default=False)),
-                ('show', models.CharField(blank=True, default='', max_length=8)),
-                ('status', models.CharField(blank=True, default='', max_length=1024)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("jid", models.CharField(max_length=2047, unique=True)),
+                ("available", models.BooleanField(default=False)),
+                ("show", models.CharField(blank=True, default="", max_length=8)),
+                ("status", models.CharField(blank=True, default="", max_length=1024)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='OutboxItem',
+            name="OutboxItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stanza', models.TextField()),
-                ('stanza_id', models.CharField(blank=True, default='', help_text='origin-id or id of the stanza', max_length=255)),
-                ('kind', models.CharField(choices=[('message', 'Message'), ('presence', 'Presence'), ('receipt', 'Receipt'), ('chatstate', 'Chatstate'), ('other', 'Other')], default='other', max_length=16)),
-                ('recipient', models.CharField(blank=True, default='', max_length=2047)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('sending', 'being handed over'), ('sent', 'handed to the remote server'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='outbox_items', to='chat.message')),
-                ('domain', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='outbox', to='federation.remotedomain')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("stanza", models.TextField()),
+                (
+                    "stanza_id",
+                    models.CharField(blank=True, default="", help_text="origin-id or id of the stanza", max_length=255),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("message", "Message"),
+                            ("presence", "Presence"),
+                            ("receipt", "Receipt"),
+                            ("chatstate", "Chatstate"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=16,
+                    ),
+                ),
+                ("recipient", models.CharField(blank=True, default="", max_length=2047)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("sending", "being handed over"),
+                            ("sent", "handed to the remote server"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="outbox_items",
+                        to="chat.message",
+                    ),
+                ),
+                (
+                    "domain",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="outbox", to="federation.remotedomain"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['domain', 'state', 'id'], name='federation_outbox_queue'), models.Index(fields=['recipient', 'stanza_id'], name='federation_outbox_stanza')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["domain", "state", "id"], name="federation_outbox_queue"),
+                    models.Index(fields=["recipient", "stanza_id"], name="federation_outbox_stanza"),
+                ],
             },
         ),
     ]
