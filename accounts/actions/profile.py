@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from accounts.actions.presence import presence_audience
-from accounts.actions.roster import ROSTER_CHANGED
+from accounts.actions.roster import ROSTER_CHANGED, farewell_remote_contacts
 from accounts.avatars import check_avatar_size, normalise_avatar
 from accounts.errors import InvalidProfile
 from accounts.events import notify_users
@@ -112,8 +112,9 @@ def remove_avatar(user: User) -> User:
 def delete_account(user: User) -> None:
     """Delete the account and everything that belongs to it.
 
-    Its own rows cascade; other people's contact entries and requests for its address are removed too, so
-    whoever registers the username later inherits no one's consent. The avatar file goes after the commit.
+    Its own rows cascade; other people's contact entries and requests for its address are removed too, and
+    remote contacts' servers are told to drop their subscriptions, so whoever registers the username later
+    inherits no one's consent. The avatar file goes after the commit.
     """
     avatar_name = user.avatar.name if user.avatar else ""
     storage = user.avatar.storage
@@ -121,6 +122,7 @@ def delete_account(user: User) -> None:
     with transaction.atomic():
         others = list(RosterItem.objects.filter(jid=user.jid).values_list("owner_id", flat=True))
         RosterItem.objects.filter(jid=user.jid).delete()
+        farewell_remote_contacts(user)
         user.delete()
         if avatar_name:
             transaction.on_commit(lambda: storage.delete(avatar_name))

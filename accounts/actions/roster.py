@@ -65,6 +65,24 @@ def _current_presence_to_remote(user: User, jid: str) -> None:
     send_presence_to_remote(user, jid)
 
 
+def farewell_remote_contacts(user: User) -> None:
+    """Before `user`'s account is deleted: tell every remote contact's server, in the caller's transaction.
+
+    As a roster remove does (RFC 6121 §2.5.2): `unavailable` and `unsubscribed` to those we share presence with,
+    `unsubscribe` to those whose presence we see or asked for, and a refusal for requests still waiting. Their
+    servers then drop the subscription, so nobody keeps trusting the address if the username is taken again.
+    """
+    for item in RosterItem.objects.filter(owner=user).exclude(jid__endswith=f"@{settings.IMWEB_DOMAIN}"):
+        shares = item.subscription in (Subscription.FROM, Subscription.BOTH)
+        sees = item.subscription in (Subscription.TO, Subscription.BOTH) or item.ask_out
+        if shares:
+            _to_remote(user, item.jid, "unavailable")
+        if sees:
+            _to_remote(user, item.jid, "unsubscribe")
+        if shares or item.pending_in:
+            _to_remote(user, item.jid, "unsubscribed")
+
+
 def is_blocked(owner: User, jid: str) -> bool:
     """Does `owner` block this bare JID, or its whole domain?"""
     domain = jid.rpartition("@")[2]

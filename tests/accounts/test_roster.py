@@ -262,6 +262,23 @@ def test_deleting_an_account_removes_it_from_everyone_s_lists(alice, bob, woken,
     assert alice.pk in woken
 
 
+def test_deleting_an_account_tells_remote_contacts_servers_to_drop_their_subscriptions(alice):
+    juliet, nurse, friar = "juliet@capulet.example", "nurse@capulet.example", "friar@verona.example"
+    for step in ("R subscribes", "A accepts R", "R subscribed"):  # Romeo: both ways
+        REMOTE_STEPS[step](alice)
+    actions.request_subscription(alice, juliet)  # asked, no answer yet
+    actions.receive_subscription(alice, nurse, "subscribe")  # her request waits in Alice's Requests
+    RosterItem.objects.create(owner=alice, jid=friar, listed=True)  # listed, nothing shared
+    already = {jid: len(queued_presence(jid)) for jid in (ROMEO, juliet, nurse, friar)}
+
+    actions.delete_account(alice)
+
+    assert queued_presence(ROMEO)[already[ROMEO] :] == ["unavailable", "unsubscribe", "unsubscribed"]
+    assert queued_presence(juliet)[already[juliet] :] == ["unsubscribe"]
+    assert queued_presence(nurse)[already[nurse] :] == ["unsubscribed"]
+    assert queued_presence(friar)[already[friar] :] == []
+
+
 def test_blocking_a_remote_contact_stops_our_presence_and_unblocking_restores_it(alice):
     actions.receive_subscription(alice, ROMEO, "subscribe")
     actions.accept_subscription(alice, ROMEO)
