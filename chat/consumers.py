@@ -32,8 +32,8 @@ from chat import actions as chat
 from chat.actions.common import membership, parse_seq
 from chat.actions.typing import TYPING_EXPIRES_SECONDS
 from chat.errors import ChatError, NotFound
-from chat.models import Message
-from chat.views import render_conversation_list, render_messages, render_pane_head, render_statuses
+from chat.models import Message, Participant
+from chat.views import render_conversation_list_top, render_list_top, render_messages, render_pane_head, render_statuses
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ TYPING_EVERY_SECONDS = 1.0
 # The conversation list is re-rendered at most this often per socket: a burst of messages costs one render at
 # its start and one at its end, not one each (the messages themselves are pushed at once).
 LIST_EVERY_SECONDS = 0.5
+# The socket keeps the user's row; it is read again after a contact-list event (profile, privacy and roster
+# changes all send one) and at least this often.
+USER_FRESH_SECONDS = 60.0
 # Receipts re-render the statuses of the user's own messages among this many newest ones on screen.
 STATUS_WINDOW = 50
 
@@ -56,33 +59,32 @@ def _render_error(text: str) -> str:
 
 
 @database_sync_to_async
-def _contacts_html(user_id: int) -> str:
-    user = User.objects.get(pk=user_id)
+def _contacts_html(user: User) -> str:
     return render_contacts(None, user, oob=True)
 
 
 @database_sync_to_async
-def _list_html(user_id: int, open_id: int | None) -> str:
-    user = User.objects.get(pk=user_id)
-    return render_conversation_list(user, open_id=open_id, oob=True)
+def _list_html(user: User, open_id: int | None, row: int | None = None) -> tuple[str, int | None]:
+    """The conversation list and its first conversation; with `row` (which was first on screen), that row
+    alone when it still is (nothing moved)."""
+    html = render_list_top(user, row, open_id=open_id) if row is not None else None
+    if html is not None:
+        return html, row
+    return render_conversation_list_top(user, open_id=open_id, oob=True)
 
 
-def _pushable(user: User, conversation_id: int, after: int) -> tuple[str, int]:
-    """The messages after `after` as one inbox push, and the highest seq in it (`after` when none)."""
-    mine = membership(user, conversation_id)
-    items = chat.messages_after(user, conversation_id, after, PUSH_PAGE)
+def _pushable(user: User, mine: Participant, after: int) -> tuple[str, int, set[str]]:
+    """The messages after `after` as one inbox push, the highest seq in it (`after` when none), and who wrote
+    them. `mine` is the socket's copy of the user's participation; messages_after checks it is still current."""
+    items = chat.messages_after(user, mine.conversation_id, after, PUSH_PAGE)
     if not items:
-        return "", after
-    return render_messages(user, mine, items, inbox=True), items[-1].seq
+        return "", after, set()
+    return render_messages(user, mine, items, inbox=True), items[-1].seq, {m.sender_jid for m in items}
 
 
 def _one_message(user: User, conversation_id: int, seq: int) -> str:
     mine = membership(user, conversation_id)
     return render_messages(user, mine, chat.messages_after(user, conversation_id, seq - 1, 1), inbox=True)
-
-
-def _head(user: User, conversation_id: int) -> str:
-    return render_pane_head(user, membership(user, conversation_id))
 
 
 def _statuses(user: User, conversation_id: int, newest: int) -> str:
@@ -119,6 +121,10 @@ class UserSocket(AsyncWebsocketConsumer):
             return
         self.user_id: int = user.pk
         self.user_jid: str = user.jid
+        self.user: User | None = user
+        self.user_read_at = time.monotonic()
+        # The user's participation in the open conversation (read on open, again when the conversation changes).
+        self.mine: Participant | None = None
         self.resource = secrets.token_hex(12)
         self.heartbeat_task: asyncio.Task[None] | None = None
         # The conversation this tab shows, and per conversation the highest seq this socket has pushed.
@@ -128,13 +134,19 @@ class UserSocket(AsyncWebsocketConsumer):
         self.typers: dict[str, tuple[str, float]] = {}
         self.list_sent_at = 0.0
         self.typing_sent_at = 0.0
+        self.typing_key = ""
         self.list_task: asyncio.Task[None] | None = None
+        # What the next list push must cover: the rows of these conversations, or (full) the whole list.
+        self.list_rows: set[int] = set()
+        self.list_full = False
+        # The conversation at the top of the list this socket last sent.
+        self.list_top: int | None = None
         # Subscribe first, then read state: an event between the two only causes one extra re-render.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         await self.accept()
         await database_sync_to_async(actions.open_session)(user, self.resource)
         # One frame: the contacts, the presence chooser and the conversation list, each swapped by id.
-        await self.send(text_data=await _contacts_html(self.user_id) + await _list_html(self.user_id, None))
+        await self.send(text_data=await _contacts_html(user) + await self._list(user))
         self.heartbeat_task = asyncio.ensure_future(self._heartbeat())
 
     async def disconnect(self, code: int) -> None:
@@ -161,7 +173,11 @@ class UserSocket(AsyncWebsocketConsumer):
                 logger.exception("presence heartbeat failed for %s", self.resource)
 
     async def _user(self) -> User:
-        return await database_sync_to_async(User.objects.get)(pk=self.user_id)
+        """The user, read from the database at most every USER_FRESH_SECONDS or after a contact-list event."""
+        if self.user is None or time.monotonic() - self.user_read_at > USER_FRESH_SECONDS:
+            self.user = await database_sync_to_async(User.objects.get)(pk=self.user_id)
+            self.user_read_at = time.monotonic()
+        return self.user
 
     async def dispatch(self, message: dict) -> None:
         # Every socket of a user is in the user's group, so this one also gets events meant for other socket
@@ -189,14 +205,17 @@ class UserSocket(AsyncWebsocketConsumer):
         if kind in ("presence.idle", "presence.active"):
             await database_sync_to_async(actions.set_session_idle)(self.resource, kind == "presence.idle")
         elif kind == "sync":
-            lists = await _list_html(self.user_id, self.open_conversation)
-            await self.send(text_data=await _contacts_html(self.user_id) + lists)
+            self.user = None  # a re-sync reads everything again
+            user = await self._user()
+            lists = await self._list(user)
+            await self.send(text_data=await _contacts_html(user) + lists)
         elif kind == "message.send":
             await self._message_send(frame)
         elif kind == "conversation.open":
             await self._conversation_open(frame)
         elif kind == "conversation.close":
             self.open_conversation = None
+            self.mine = None
         elif kind in ("typing.started", "typing.paused"):
             await self._typing(frame, kind == "typing.started")
         elif kind in ("mark.read", "mark.delivered"):
@@ -225,22 +244,26 @@ class UserSocket(AsyncWebsocketConsumer):
     async def _conversation_open(self, frame: dict[str, object]) -> None:
         user = await self._user()
         try:
-            pk = await database_sync_to_async(lambda: membership(user, frame.get("conversation")).conversation_id)()
+            mine = await database_sync_to_async(membership)(user, frame.get("conversation"))
             after = parse_seq(frame.get("after", 0), "after")
         except ChatError as exc:
             await self.send(text_data=_render_error(str(exc)))
             return
+        pk = mine.conversation_id
         self.open_conversation = pk
+        self.mine = mine
         self.last_sent[pk] = after
         self.typers = {}
         await self._push_new(pk)
 
     async def _typing(self, frame: dict[str, object], started: bool) -> None:
         if started:
-            now = time.monotonic()
-            if now - self.typing_sent_at < TYPING_EVERY_SECONDS:
+            # Throttled per conversation: a repeat for the same one is dropped, a frame naming another (or one
+            # the user is not in, which must still be refused) goes through.
+            now, key = time.monotonic(), str(frame.get("conversation"))[:40]
+            if key == self.typing_key and now - self.typing_sent_at < TYPING_EVERY_SECONDS:
                 return
-            self.typing_sent_at = now
+            self.typing_sent_at, self.typing_key = now, key
         user = await self._user()
         try:
             await database_sync_to_async(chat.set_typing)(user, frame.get("conversation"), started)
@@ -259,15 +282,17 @@ class UserSocket(AsyncWebsocketConsumer):
 
     async def _push_new(self, conversation_id: int) -> None:
         """Push the stored messages after the last one this socket sent for the open conversation."""
-        if conversation_id != self.open_conversation:
+        mine = self.mine
+        if conversation_id != self.open_conversation or mine is None:
             return
         user = await self._user()
         for _ in range(5):  # bounded: 5 pages of PUSH_PAGE; a longer gap is left to the next wake-up
             after = self.last_sent.get(conversation_id, 0)
             try:
-                html, newest = await database_sync_to_async(_pushable)(user, conversation_id, after)
+                html, newest, senders = await database_sync_to_async(_pushable)(user, mine, after)
             except NotFound:
                 self.open_conversation = None
+                self.mine = None
                 return
             if not html:
                 return
@@ -275,36 +300,51 @@ class UserSocket(AsyncWebsocketConsumer):
             await self.send(text_data=html)
             if newest - after < PUSH_PAGE:
                 # Whoever just wrote has stopped typing.
-                senders = await database_sync_to_async(_senders)(conversation_id, after, newest)
                 if self.typers.keys() & senders:
                     self.typers = {jid: v for jid, v in self.typers.items() if jid not in senders}
                     await self._send_typing(conversation_id)
                 return
 
-    async def _refresh_list(self) -> None:
+    async def _refresh_list(self, row: int | None = None) -> None:
         """Re-render the conversation list now, or, if one went out less than LIST_EVERY_SECONDS ago, once
-        at the end of that interval (however many events come meanwhile)."""
+        at the end of that interval (however many events come meanwhile). With `row` (a new message there),
+        only that conversation's row when nothing else changed meanwhile and it is still the first row."""
+        if row is None:
+            self.list_full = True
+        else:
+            self.list_rows.add(row)
         if self.list_task is not None:
             return
         wait = self.list_sent_at + LIST_EVERY_SECONDS - time.monotonic()
         if wait <= 0:
-            self.list_sent_at = time.monotonic()
-            await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+            await self._send_list()
         else:
             self.list_task = asyncio.ensure_future(self._list_later(wait))
+
+    async def _send_list(self) -> None:
+        rows, full = self.list_rows, self.list_full
+        self.list_rows, self.list_full = set(), False
+        self.list_sent_at = time.monotonic()
+        row = next(iter(rows)) if len(rows) == 1 and not full else None
+        await self.send(text_data=await self._list(await self._user(), row))
+
+    async def _list(self, user: User, row: int | None = None) -> str:
+        """The whole conversation list, or with `row` only that row when it was and still is the top one."""
+        html, self.list_top = await _list_html(user, self.open_conversation, row if row == self.list_top else None)
+        return html
 
     async def _list_later(self, wait: float) -> None:
         await asyncio.sleep(wait)
         self.list_task = None
-        self.list_sent_at = time.monotonic()
         try:
-            await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+            await self._send_list()
         except Exception:  # the socket closed meanwhile; the next connect re-syncs
             logger.debug("conversation list push failed", exc_info=True)
 
     async def message_new(self, event: dict[str, object]) -> None:
-        await self._push_new(int(event["conversation"]))  # type: ignore[arg-type]
-        await self._refresh_list()
+        pk = int(event["conversation"])  # type: ignore[arg-type]
+        await self._push_new(pk)
+        await self._refresh_list(row=pk)
 
     async def conversation_request(self, event: dict[str, object]) -> None:
         await self.message_new(event)
@@ -355,17 +395,20 @@ class UserSocket(AsyncWebsocketConsumer):
         await self._receipt(event)
 
     async def conversation_updated(self, event: dict[str, object]) -> None:
-        html = await _list_html(self.user_id, self.open_conversation)
-        if event.get("conversation") == self.open_conversation:
-            user = await self._user()
-            with contextlib.suppress(NotFound):  # renamed, new topic or members: the header shows them
-                html += await database_sync_to_async(_head)(user, self.open_conversation)
+        user = await self._user()
+        html = await self._list(user)
+        if event.get("conversation") == self.open_conversation and self.open_conversation is not None:
+            try:  # renamed, new topic, members, accepted: the header shows them, the messages use them
+                self.mine = await database_sync_to_async(membership)(user, self.open_conversation)
+                html += await database_sync_to_async(render_pane_head)(user, self.mine)
+            except NotFound:
+                self.open_conversation = self.mine = None
         await self.send(text_data=html)
 
     async def conversation_removed(self, event: dict[str, object]) -> None:
         if event.get("conversation") == self.open_conversation:
-            self.open_conversation = None
-        await self.send(text_data=await _list_html(self.user_id, self.open_conversation))
+            self.open_conversation = self.mine = None
+        await self.send(text_data=await self._list(await self._user()))
 
     async def typing_update(self, event: dict[str, object]) -> None:
         pk = event.get("conversation")
@@ -387,12 +430,5 @@ class UserSocket(AsyncWebsocketConsumer):
         )
 
     async def roster_changed(self, event: dict[str, object]) -> None:
-        await self.send(text_data=await _contacts_html(self.user_id))
-
-
-def _senders(conversation_id: int, after: int, newest: int) -> set[str]:
-    return set(
-        Message.objects.filter(conversation_id=conversation_id, seq__gt=after, seq__lte=newest).values_list(
-            "sender_jid", flat=True
-        )
-    )
+        self.user = None  # the user's own profile or privacy settings may be what changed
+        await self.send(text_data=await _contacts_html(await self._user()))

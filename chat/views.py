@@ -51,12 +51,36 @@ def conversation_list_context(user: User) -> dict[str, object]:
         "chats": chats,
         "chat_requests": requests,
         "unread_total": sum(s.unread for s in chats),
+        "top": [s.id for s in summaries[:1]],
     }
 
 
 def render_conversation_list(user: User, *, open_id: int | None = None, oob: bool = False) -> str:
+    return render_conversation_list_top(user, open_id=open_id, oob=oob)[0]
+
+
+def render_conversation_list_top(
+    user: User, *, open_id: int | None = None, oob: bool = False
+) -> tuple[str, int | None]:
+    """The conversation list, and the id of its most recent conversation (None when there is none)."""
     context = {**conversation_list_context(user), "open_id": open_id, "oob": oob, "user": user}
-    return render_to_string("chat/_conversation_list.html", context)
+    top = next(iter(context["top"]), None)  # type: ignore[call-overload]
+    return render_to_string("chat/_conversation_list.html", context), top
+
+
+def render_list_top(user: User, conversation_id: int, *, open_id: int | None = None) -> str | None:
+    """The conversation list's first row alone, as an out-of-band swap of that row, when `conversation_id` is
+    the user's most recent conversation; None otherwise. The caller knows it was on top of the list on screen:
+    then the order did not change (otherwise it must render the whole list).
+
+    A message in the conversation already on top (the usual case in a busy chat) changes only that row, and
+    re-rendering it alone costs one short query set and one row instead of every row of the list.
+    """
+    top = actions.conversations_for(user, limit=1)
+    if not top or top[0].id != conversation_id:
+        return None
+    context = {"summary": top[0], "open_id": open_id, "user": user, "row_oob": True}
+    return render_to_string("chat/_conversation_row.html", context).strip()
 
 
 def _names(conversation_id: int) -> dict[str, str]:

@@ -139,6 +139,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     }
+    # Keep each thread's connection open between calls: Channels runs every database call of the WebSocket
+    # consumers on one thread and wraps each in close_old_connections(), which with CONN_MAX_AGE=0 closed and
+    # reopened the file (and re-ran the PRAGMAs) around every call: a fifth of the web process's busy time under
+    # load (bench/README.md). A connection that fails its health check is replaced on the next call.
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     # PostgreSQL: a pool of connections per process (psycopg_pool, through Django's "pool" option). Without one,
     # every database call of a WebSocket consumer opens a new connection, which forks a server backend: measured

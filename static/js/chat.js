@@ -252,7 +252,12 @@
     if (!conversations) {
       return;
     }
-    var total = parseInt(conversations.getAttribute("data-unread-total"), 10) || 0;
+    // The total is summed from the rows (not the list's data-unread-total): a new message in the conversation
+    // already on top replaces only its row.
+    var total = 0;
+    conversations.querySelectorAll('.convrow[data-request="0"]').forEach(function (row) {
+      total += parseInt(row.getAttribute("data-unread"), 10) || 0;
+    });
     document.title = (total ? "(" + total + ") " : "") + "imweb";
     ["tab-unread", "topbar-unread"].forEach(function (id) {
       var badge = document.getElementById(id);

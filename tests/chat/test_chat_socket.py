@@ -116,14 +116,23 @@ def test_every_tab_of_the_recipient_gets_the_message(alice, bob, direct):
     run(scenario)
 
 
-def test_the_conversation_list_follows_every_message_with_unread_counts(alice, bob, direct):
+def test_the_conversation_list_follows_every_message_with_unread_counts(alice, bob, carol, direct):
+    actions.send_message(carol, to=bob.jid, body="hi from carol", client_id=uuid.uuid4())  # now on top
     cookie = session_cookie(bob)
 
     async def scenario():
         socket = await open_socket(cookie)  # on the home page: no conversation open
         await database_sync_to_async(actions.send_message)(alice, to=direct, body="ping", client_id=uuid.uuid4())
+        # The conversation moves to the top: the whole list, in its new order, with the unread total.
         frames = await frames_until(socket, 'data-unread="2"')
         assert 'id="conversations"' in frames[-1] and 'data-unread-total="2"' in frames[-1] and "ping" in frames[-1]
+        assert frames[-1].index(f'id="convrow-{direct}"') < frames[-1].index("hi from carol")
+        # Already on top: only its row, swapped by id.
+        await database_sync_to_async(actions.send_message)(alice, to=direct, body="pong", client_id=uuid.uuid4())
+        frames = await frames_until(socket, 'data-unread="3"')
+        row = frames[-1]
+        assert row.startswith(f'<li id="convrow-{direct}" hx-swap-oob="true"') and "pong" in row
+        assert 'id="conversations"' not in row and "hi from carol" not in row
         await socket.disconnect()
 
     run(scenario)
