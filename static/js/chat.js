@@ -186,6 +186,9 @@
     Array.prototype.slice.call(inbox.children).forEach(function (node) {
       var existing = node.id ? document.getElementById(node.id) : null;
       if (existing && existing !== node) {
+        if (existing.querySelector("#react-picker")) {
+          pickerHome(); // the picker was open on this message: keep it for the next one
+        }
         existing.replaceWith(node); // an edit, a deletion, reactions or a status: same id, new content
       } else if (node.classList.contains("message")) {
         // New messages only: a change to a message this tab never loaded has nowhere to go.
@@ -458,6 +461,59 @@
     var show = target.closest("[data-show-pane]");
     if (show) {
       app.setAttribute("data-pane", show.getAttribute("data-show-pane"));
+    }
+  });
+
+  // -- The emoji picker: one per page, moved into the React menu that opens ----------------------------------
+  function pickerHome() {
+    var picker = document.getElementById("react-picker");
+    var home = document.getElementById("react-picker-home");
+    if (picker && home && picker.parentNode !== home) {
+      home.appendChild(picker);
+    }
+  }
+
+  // "toggle" does not bubble: listen in the capture phase for every React menu, present and pushed later.
+  document.addEventListener(
+    "toggle",
+    function (event) {
+      var menu = event.target;
+      if (!menu.classList || !menu.classList.contains("message__menu--react") || !menu.open) {
+        return;
+      }
+      var picker = document.getElementById("react-picker");
+      var slot = menu.querySelector(".picker-slot");
+      if (!picker || !slot) {
+        return;
+      }
+      document.querySelectorAll(".message__menu--react[open]").forEach(function (other) {
+        if (other !== menu) {
+          other.open = false;
+        }
+      });
+      picker.setAttribute("data-react-url", slot.getAttribute("data-react-url"));
+      picker.querySelectorAll("form").forEach(function (form) {
+        form.setAttribute("action", slot.getAttribute("data-react-url"));
+      });
+      slot.appendChild(picker);
+    },
+    true
+  );
+
+  // The picker's forms post to the message they were opened on.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var picker = document.getElementById("react-picker");
+    if (picker && picker.contains(event.detail.elt)) {
+      event.detail.path = picker.getAttribute("data-react-url");
+    }
+  });
+
+  // Once the request is on its way (its target, the message, is known), the picker goes home: the answer
+  // replaces the message, and the picker must not go with it.
+  document.addEventListener("htmx:beforeSend", function (event) {
+    var picker = document.getElementById("react-picker");
+    if (picker && picker.contains(event.detail.elt)) {
+      pickerHome();
     }
   });
 

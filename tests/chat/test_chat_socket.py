@@ -11,6 +11,8 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.urls import reverse
 
 from accounts import actions as accounts
 from chat import actions
@@ -419,6 +421,26 @@ def test_a_remote_copy_that_fails_shows_on_the_sender_s_open_conversation(alice)
         assert f'id="status-{pk}-1"' in frames[-1]
         await socket.send_to(text_data=json.dumps({"type": "sync"}))  # the socket is still serving
         await frames_until(socket, 'id="roster"')
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_the_emoji_picker_is_on_the_page_once_not_in_every_message(alice, bob, direct):
+    for n in range(3):
+        actions.send_message(bob, to=direct, body=f"message {n}", client_id=uuid.uuid4())
+    client = Client()
+    client.force_login(alice)
+    page = client.get(reverse("conversation", args=[direct])).content.decode()
+    assert page.count("React with 👍") == 1 and page.count('class="picker-slot"') == 4
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        socket = await open_conversation(cookie, direct, 4)
+        await database_sync_to_async(actions.send_message)(bob, to=direct, body="pushed", client_id=uuid.uuid4())
+        frames = await frames_until(socket, f'id="msg-{direct}-5"')
+        react_url = reverse("message_react", args=[direct, 5])
+        assert f'data-react-url="{react_url}"' in frames[-1] and "React with" not in frames[-1]
         await socket.disconnect()
 
     run(scenario)
