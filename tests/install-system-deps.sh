@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests drive for real (Chromium for the browser tests, Prosody for the s2s
-# interop tests, PostgreSQL and redis-server for the scaled-mode tests), when missing.
+# and ejabberd interop tests, PostgreSQL and redis-server for the scaled-mode tests), when missing.
 set -euo pipefail
 
 declare -A package_for=(
   [/usr/bin/chromium]=chromium
   [/usr/bin/prosody]=prosody
+  [/usr/sbin/ejabberdctl]=ejabberd
   # Only a Recommends of prosody, but without it Prosody ignores `unbound = {...}` and so our test DNS server.
   [/usr/lib/x86_64-linux-gnu/lua/5.4/lunbound.so]=lua-unbound
   [/usr/bin/openssl]=openssl
@@ -29,3 +30,13 @@ echo "Installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q -o DPkg::Lock::Timeout=600
 apt-get install -y -q -o DPkg::Lock::Timeout=600 "${missing[@]}"
+# The ejabberd package starts its own server (ports 5222/5269/5280) where services may start; the tests run
+# throwaway instances of their own, so stop and disable the package's one by its own means.
+if [[ " ${missing[*]} " == *" ejabberd "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now ejabberd || true
+  else
+    invoke-rc.d ejabberd stop || true
+    update-rc.d ejabberd disable || true
+  fi
+fi
