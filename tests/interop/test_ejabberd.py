@@ -5,7 +5,8 @@ The counterpart of test_federation_traffic.py (whose helpers it uses) for the ot
 with. ejabberd differs from Prosody where it matters to our s2s code: it verifies dialback keys over a separate
 short-lived connection (with its own STARTTLS), it sends an empty SASL <mechanisms/> among its features, and it
 answers a stanza on an unauthenticated stream with a stream error instead of dropping it (FEDERATION.md §7).
-The tests of one module run in order on the same two servers.
+The tests of one module run in order on the same two servers: contact, presence, messages and receipts,
+typing, then a request and a first message from ejabberd's side.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.interop.conftest import IMWEB
 from tests.interop.ejabberd import Ejabberd
 from tests.interop.harness import ChatClient, ImwebService, LoopThread, port_accepts
 from tests.interop.minidns import MiniDNS
-from tests.interop.test_federation_traffic import WAIT, ImwebUser, ProsodyUser, contact_row
+from tests.interop.test_federation_traffic import CHATSTATES, WAIT, ImwebUser, ProsodyUser, contact_row
 from tests.scaled.site import Person
 from tests.servers import BASE_DIR, Service, free_port, wait_for
 
@@ -159,6 +160,19 @@ def test_messages_both_ways_and_a_receipt_comes_back(bob, erin, imweb_beside_eja
     bob.until(r"Hello from ejabberd", "erin's message in bob's conversation list")
 
 
+def test_typing_both_ways(bob, erin):
+    bob.send({"type": "sync"})
+    frame = bob.until(r'data-conversation="\d+"', "bob's conversation list")
+    conversation = int(re.search(r'data-conversation="(\d+)"', frame).group(1))
+    bob.send({"type": "conversation.open", "conversation": conversation})
+
+    erin.send_raw(f"<message to='{BOB}' type='chat'><composing xmlns='{CHATSTATES}'/></message>")
+    bob.until(rf'id="typing-{conversation}"[^>]*>erin is typing', "erin typing at bob's socket")
+
+    bob.send({"type": "typing.started", "conversation": conversation})
+    wait_for(lambda: BOB in erin.composing, WAIT, "bob typing at erin's client")
+
+
 def test_the_ejabberd_user_asks_first_and_lands_in_requests(carol, erin):
     async def subscribe() -> None:
         assert erin.client.xmpp is not None
@@ -169,3 +183,10 @@ def test_the_ejabberd_user_asks_first_and_lands_in_requests(carol, erin):
     frame = carol.until(r'aria-label="Accept erin@ejabberd\.localhost"', "erin's request in carol's Requests")
     assert 'id="requests"' in frame
     assert not re.search(contact_row(ERIN, r"[a-z]+"), frame)  # a request, not (yet) a contact
+
+
+def test_a_first_message_from_an_ejabberd_stranger_waits_in_requests(carol, erin):
+    erin.client.send_message(CAROL, "Hi, we have not met", "stranger-1")
+
+    frame = carol.until(r'data-request="1"', "erin's message as a request in carol's conversation list")
+    assert "Hi, we have not met" in frame
