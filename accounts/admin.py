@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiToken, BlockedJid, PresenceSession, RosterItem, User
 from accounts.tokens import revoke_token
+from imweb.admin import ReadOnlyAdmin
 
 
 @admin.register(User)
@@ -19,19 +20,6 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.fieldsets,
         ("Profile", {"fields": ("display_name", "status_message", "avatar")}),
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows that change only through their owners' actions (consent, blocking): operators look, not touch."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(RosterItem)

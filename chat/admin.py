@@ -5,19 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from chat.models import Conversation, Message, Participant
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows that change only through chat actions: operators look, not touch."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+from imweb.admin import ReadOnlyAdmin
 
 
 class ParticipantInline(admin.TabularInline):

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from federation import policy
 from federation.models import OutboxItem, RemoteDomain, RemotePresence
+from imweb.admin import ReadOnlyAdmin
 
 
 class RemoteDomainForm(forms.ModelForm):
@@ -93,19 +94,6 @@ class RemoteDomainAdmin(admin.ModelAdmin):
         policy.retry_now(remote.domain)
         self.message_user(request, f"Retrying {remote.domain} now.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:federation_remotedomain_change", args=[remote.pk]))
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows only the federation process and actions write: operators look, not touch."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(OutboxItem)
