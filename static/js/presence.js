@@ -50,9 +50,30 @@
 })();
 
 // Another tab (or device) changed the chosen state or status: the pushed #my-presence-state carries the new
-// values; bring this tab's chooser up to date unless the user is editing it right now.
+// values; bring this tab's chooser up to date unless the user is editing it. A status typed here and not yet
+// saved stays, even once the field has lost focus (clicking "Set" blurs it, and the push caused by an earlier
+// change of the select may land just then): it is dropped only when the server has it, or when a request
+// carrying it has been answered.
 (function () {
   "use strict";
+
+  var form = document.getElementById("my-presence");
+  var status = document.getElementById("my-presence-status");
+  var dirty = false;
+  if (status) {
+    status.addEventListener("input", function () {
+      dirty = true;
+    });
+  }
+  if (form && status) {
+    form.addEventListener("htmx:afterRequest", function (event) {
+      var sent = event.detail.requestConfig && event.detail.requestConfig.parameters;
+      var value = sent && typeof sent.get === "function" ? sent.get("status") : sent && sent.status;
+      if (event.detail.successful && value === status.value) {
+        dirty = false;
+      }
+    });
+  }
 
   document.body.addEventListener("htmx:oobAfterSwap", function () {
     var state = document.getElementById("my-presence-state");
@@ -60,11 +81,15 @@
       return;
     }
     var show = document.getElementById("my-presence-show");
-    var status = document.getElementById("my-presence-status");
     if (show && document.activeElement !== show) {
       show.value = state.getAttribute("data-chosen");
     }
-    if (status && document.activeElement !== status) {
+    if (!status || document.activeElement === status) {
+      return;
+    }
+    if (state.getAttribute("data-status") === status.value) {
+      dirty = false;
+    } else if (!dirty) {
       status.value = state.getAttribute("data-status");
     }
   });

@@ -145,3 +145,30 @@ def test_a_second_tab_follows_presence_chosen_in_the_first(service, browser):
     expect(second.locator("#my-presence-state")).to_have_attribute("data-show", "dnd")
     expect(second.locator("#my-presence-show")).to_have_value("dnd")
     assert console.errors == []
+
+
+def test_a_status_typed_while_a_change_is_in_flight_is_the_one_saved(service, browser):
+    page, console = new_page(browser)
+    sign_up(page, service, "ivo")
+    held = []  # the first presence request is held back until the status has been typed and Set clicked
+
+    def hold_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/contacts/presence", hold_first)
+    with page.expect_request("**/contacts/presence"):
+        page.select_option("#my-presence-show", "away")
+    page.fill("#my-presence-status", "at lunch")
+    page.locator("#my-presence").get_by_role("button", name="Set").click()  # queued behind the first request
+
+    # The first change reaches the server now; its push lands while the typed status is still unsaved.
+    answer = held[0].fetch()
+    expect(page.locator("#my-presence-state")).to_have_attribute("data-show", "away")
+    held[0].fulfill(response=answer)
+
+    expect(page.locator("#my-presence-state")).to_have_attribute("data-status", "at lunch")
+    expect(page.locator("#my-presence-status")).to_have_value("at lunch")
+    assert console.errors == []
