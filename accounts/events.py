@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from asgiref.sync import async_to_sync
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -40,3 +41,16 @@ def notify_users(user_ids: Iterable[int], event_type: str, **data: object) -> No
             logger.exception("could not publish %s to %d users", event_type, len(ids))
 
     transaction.on_commit(send)
+
+
+class UserGroupSocket(AsyncWebsocketConsumer):
+    """A socket in its user's group (`user_group`). Every socket kind of a user (the web UI's, the API stream)
+    is in that group, so each also gets events meant for the others, and events newer than its process:
+    Channels would close the socket on an event without a handler, so those are logged and skipped instead."""
+
+    async def dispatch(self, message: dict) -> None:
+        kind = str(message.get("type", ""))
+        if not kind.startswith("websocket.") and getattr(self, kind.replace(".", "_"), None) is None:
+            logger.debug("%s ignores event %r", type(self).__name__, kind[:60])
+            return
+        await super().dispatch(message)

@@ -19,14 +19,13 @@ import secrets
 import time
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
 
 from accounts import actions
 from accounts.contacts_views import render_contacts
 from accounts.errors import AccountError
-from accounts.events import user_group
+from accounts.events import UserGroupSocket, user_group
 from accounts.models import User
 from chat import actions as chat
 from chat.actions.common import membership, parse_seq
@@ -113,7 +112,7 @@ def _send(user: User, frame: dict[str, object]) -> Message:
     )
 
 
-class UserSocket(AsyncWebsocketConsumer):
+class UserSocket(UserGroupSocket):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -178,16 +177,6 @@ class UserSocket(AsyncWebsocketConsumer):
             self.user = await database_sync_to_async(User.objects.get)(pk=self.user_id)
             self.user_read_at = time.monotonic()
         return self.user
-
-    async def dispatch(self, message: dict) -> None:
-        # Every socket of a user is in the user's group, so this one also gets events meant for other socket
-        # kinds (the API stream), and events newer than this process: Channels would close the socket on an
-        # event without a handler, so those are logged and skipped instead.
-        kind = str(message.get("type", ""))
-        if not kind.startswith("websocket.") and getattr(self, kind.replace(".", "_"), None) is None:
-            logger.debug("user socket ignores event %r", kind[:60])
-            return
-        await super().dispatch(message)
 
     # --- Frames from the tab ------------------------------------------------------------------------------
 

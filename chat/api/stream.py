@@ -28,12 +28,11 @@ import secrets
 from datetime import datetime
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
 from accounts.actions.presence import Presence, close_session, heartbeat, open_session
-from accounts.events import user_group
+from accounts.events import UserGroupSocket, user_group
 from accounts.models import User
 from accounts.roster import roster_view
 from accounts.tokens import authenticate_token
@@ -118,7 +117,7 @@ def _roster_state(user_id: int) -> tuple[dict[str, tuple], dict[str, Presence | 
     return rows, presence
 
 
-class ApiStream(AsyncWebsocketConsumer):
+class ApiStream(UserGroupSocket):
     async def connect(self) -> None:
         self.user: User | None = None
         token = token_from_scope(self.scope)
@@ -181,15 +180,6 @@ class ApiStream(AsyncWebsocketConsumer):
                     await database_sync_to_async(open_session)(self.user, self.resource)
             except Exception:
                 logger.exception("API stream keep-alive failed for %s", self.resource)
-
-    async def dispatch(self, message: dict) -> None:
-        # Every socket of a user is in the user's group, so the stream also gets events meant for the web UI's
-        # socket (and the other way round): those it has no use for are skipped rather than fatal.
-        kind = str(message.get("type", ""))
-        if not kind.startswith("websocket.") and getattr(self, kind.replace(".", "_"), None) is None:
-            logger.debug("API stream ignores event %r", kind[:60])
-            return
-        await super().dispatch(message)
 
     # --- Sending ------------------------------------------------------------------------------------------
 
