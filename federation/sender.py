@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from lxml import etree
@@ -45,6 +45,7 @@ from federation.stream import DeliveryError
 logger = logging.getLogger("federation")
 
 POLL_INTERVAL = 5.0
+STATE_WRITE_ATTEMPTS = 5  # a stream event recorded on a busy database is tried this often
 BATCH = 100  # rows handed to a stream per round trip to the database
 DEFAULT_RETENTION_SECONDS = 3 * 24 * 60 * 60
 STOP_TIMEOUT = 5.0
@@ -321,10 +322,20 @@ class OutboxSender:
             RemoteDomain.objects.filter(domain=domain).update(updated_at=timezone.now(), **fields)
 
         async def run() -> None:
-            try:
-                await database_sync_to_async(save)()
-            except Exception:  # (only the operators' view is stale)
-                logger.exception("could not record the state of %s", domain)
+            # A busy database (SQLite's lock, a failed-over PostgreSQL) is retried briefly: a lost "closed"
+            # would show the operator a stream as connected until the next event.
+            for attempt in range(STATE_WRITE_ATTEMPTS):
+                try:
+                    await database_sync_to_async(save)()
+                    return
+                except OperationalError:
+                    if attempt + 1 < STATE_WRITE_ATTEMPTS:
+                        await asyncio.sleep(0.05 * 2**attempt)
+                        continue
+                    logger.exception("could not record the state of %s", domain)
+                except Exception:  # (only the operators' view is stale)
+                    logger.exception("could not record the state of %s", domain)
+                    return
 
         task = asyncio.create_task(run())
         self.tasks.add(task)

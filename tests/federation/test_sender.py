@@ -4,12 +4,14 @@ left half-sent, retention, and denied domains."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 from lxml import etree
 
@@ -226,6 +228,31 @@ def test_a_policy_event_closes_the_denied_domains_streams(
 
     wait_for(lambda: PEER not in me.service.pool.streams, 10, "the denied domain's stream closed")
     wait_for(lambda: not RemoteDomain.objects.get(domain=PEER).connected_out, 10, "connected_out cleared")
+
+
+def test_a_stream_event_on_a_busy_database_is_still_recorded(
+    loop: LoopThread, pair: tuple[RunningService, RunningService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me, _ = pair
+    sender = new_sender(loop, me)
+    real = RemoteDomain.objects.get_or_create
+    calls = []
+
+    def busy_once(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("database table is locked: federation_remotedomain")
+        return real(**kwargs)
+
+    monkeypatch.setattr(RemoteDomain.objects, "get_or_create", busy_once)
+
+    async def record() -> None:
+        sender.domain_state("c.localhost", connected_in=True)
+        await asyncio.gather(*sender.tasks)
+
+    loop.run(record())
+    assert len(calls) == 2
+    assert RemoteDomain.objects.get(domain="c.localhost").connected_in
 
 
 @pytest.mark.parametrize(
