@@ -10,42 +10,19 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from federation.conf import FederationConfig
 from federation.service import FederationService
 from federation.stream import DeliveryError
-from tests.interop.harness import LoopThread, RawPeer, Received, RunningService
-from tests.servers import free_port, wait_for
+from tests.federation.conftest import running_pair
+from tests.interop.harness import LoopThread, RawPeer, RunningService
+from tests.servers import wait_for
 
 SERVER = "jabber:server"
 REASON = "federation with a.localhost is disabled by this server's operator"
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.stop()
-
-
-def start(loop: LoopThread, domain: str, tmp_path: Path, peers: dict[str, tuple[str, int]], port: int):
-    config = FederationConfig(
-        domain=domain, dialback_secret=f"{domain} secret", state_dir=tmp_path / domain, port=port,
-        bind="127.0.0.1", tls="optional", peers=peers,
-    )  # fmt: skip
-    received = Received()
-    service = FederationService(config, on_stanza=received)
-    loop.run(service.start())
-    return RunningService(service, received, loop)
-
-
 @pytest.fixture
 def pair(loop: LoopThread, tmp_path: Path) -> Iterator[tuple[RunningService, RunningService]]:
-    port_a, port_b = free_port(), free_port()
-    a = start(loop, "a.localhost", tmp_path, {"b.localhost": ("127.0.0.1", port_b)}, port_a)
-    b = start(loop, "b.localhost", tmp_path, {"a.localhost": ("127.0.0.1", port_a)}, port_b)
-    yield a, b
-    loop.run(a.service.stop())
-    loop.run(b.service.stop())
+    yield from running_pair(loop, tmp_path, "a.localhost", "b.localhost")
 
 
 def chat(sender: str, recipient: str, n: int) -> etree._Element:

@@ -16,11 +16,10 @@ from django.utils import timezone
 from lxml import etree
 
 from federation import outbox, policy
-from federation.conf import FederationConfig
 from federation.models import OutboxItem, RemoteDomain
 from federation.sender import OutboxSender, duration_words
-from federation.service import FederationService
-from tests.interop.harness import LoopThread, Received, RunningService
+from tests.federation.conftest import running_pair, start
+from tests.interop.harness import LoopThread, RunningService
 from tests.servers import free_port, wait_for
 
 SERVER = "jabber:server"
@@ -30,32 +29,9 @@ PEER = "b.localhost"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.stop()
-
-
-def start(loop: LoopThread, domain: str, tmp_path: Path, peers: dict[str, tuple[str, int]], port: int = 0):
-    config = FederationConfig(
-        domain=domain, dialback_secret=f"{domain} secret", state_dir=tmp_path / domain, port=port,
-        bind="127.0.0.1", tls="optional", peers=peers,
-    )  # fmt: skip
-    received = Received()
-    service = FederationService(config, on_stanza=received)
-    loop.run(service.start())
-    return RunningService(service, received, loop)
-
-
 @pytest.fixture
 def pair(loop: LoopThread, tmp_path: Path) -> Iterator[tuple[RunningService, RunningService]]:
-    port_me, port_peer = free_port(), free_port()
-    me = start(loop, ME, tmp_path, {PEER: ("127.0.0.1", port_peer)}, port_me)
-    peer = start(loop, PEER, tmp_path, {ME: ("127.0.0.1", port_me)}, port_peer)
-    yield me, peer
-    loop.run(me.service.stop())
-    loop.run(peer.service.stop())
+    yield from running_pair(loop, tmp_path, ME, PEER)
 
 
 @pytest.fixture
