@@ -1,7 +1,7 @@
 """Stanza error replies (RFC 6120 §8.3): the bounce a stanza gets when it cannot be delivered or processed.
 
 RFC 6121 §8.5 and RFC 6120 §10.4 want an error back rather than silence for a message or an IQ to nobody; both
-Prosody and ejabberd do this to us (FEDERATION.md §7.6), and so must we. The reply swaps `from` and `to`, keeps
+Prosody and ejabberd do this to us (docs/federation.md §7.6), and so must we. The reply swaps `from` and `to`, keeps
 the `id`, has type='error' and an `<error/>` child with a defined condition.
 """
 

@@ -45,7 +45,7 @@ class FederationConfig:
     tls_key: Path | None = None
     peers: dict[str, Route] = field(default_factory=dict)
     dns_server: tuple[str, int] | None = None
-    # Seconds. Prosody allows 90 s for connect + auth (s2s_timeout, FEDERATION.md §7.8).
+    # Seconds. Prosody allows 90 s for connect + auth (s2s_timeout, docs/federation.md §7.8).
     connect_timeout: float = 10.0
     handshake_timeout: float = 60.0
     verify_timeout: float = 30.0
@@ -57,7 +57,7 @@ class FederationConfig:
     # An inbound stream that sends nothing, not even a keepalive, for this long is gone.
     read_timeout: float = 1800.0
     # RFC 6120 §13.12: limits on what one peer may make us hold. Prosody allows 10 kB of stanza before
-    # authentication and 512 kB after (FEDERATION.md §7.9).
+    # authentication and 512 kB after (docs/federation.md §7.9).
     max_stanza_bytes_unauthenticated: int = 10_000
     max_stanza_bytes: int = 512 * 1024
     max_inbound_streams: int = 1000

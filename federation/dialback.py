@@ -9,7 +9,7 @@ authoritative server knows, so it never has to remember the keys it handed out:
 
 Prosody (`mod_dialback.lua`: `sha256_hmac(sha256_hash(secret, true), to .. ' ' .. from .. ' ' .. id, true)`)
 and ejabberd compute exactly this. Every imweb federation process must use the same secret, because the peer's
-verify request may reach a different process than the one that sent the key (FEDERATION.md §7.5).
+verify request may reach a different process than the one that sent the key (docs/federation.md §7.5).
 """
 
 import hashlib

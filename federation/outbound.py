@@ -1,6 +1,6 @@
 """Our side of s2s connections: one outbound stream per remote domain, opened on demand (RFC 6120, XEP-0220).
 
-Stanzas travel only on streams we opened (FEDERATION.md §7.1), so sending to a domain means: resolve it, connect,
+Stanzas travel only on streams we opened (docs/federation.md §7.1), so sending to a domain means: resolve it, connect,
 open a stream, STARTTLS when the peer offers it (or our policy requires it), dialback, and only once the peer says
 our key is `valid` write the stanzas that queued up meanwhile, in order. Each stanza's future is resolved when its
 bytes are written (handed over), or fails with a `DeliveryError` whose message says why in plain words.

@@ -1,11 +1,13 @@
 """Serialisation for the s2s wire: stanzas as they appear inside our stream, the stream header, stream errors.
 
 Everything we write sits inside our own stream header, which binds the default namespace to jabber:server and
-the prefixes stream: and db: (FEDERATION.md §7.2). So a stanza is written the way peers write theirs:
+the prefixes stream: and db: (docs/federation.md §7.2). So a stanza is written the way peers write theirs:
 `<message ...>` without `xmlns='jabber:server'`, `<db:result ...>` without `xmlns:db`, and only elements of
 other namespaces carry their own `xmlns` (RFC 6120 §4.8.3, §11.2). lxml's own tostring() cannot do that: it
 always declares the namespaces a subtree uses.
 """
+
+import copy
 
 from lxml import etree
 
@@ -32,7 +34,7 @@ def to_xml(element: etree._Element) -> bytes:
 
 
 def stream_header(*, from_: str, to: str, stream_id: str | None, version: str = "1.0") -> bytes:
-    """Our `<stream:stream>` start tag, XML declaration included (FEDERATION.md §7.2, RFC 6120 §4.7).
+    """Our `<stream:stream>` start tag, XML declaration included (docs/federation.md §7.2, RFC 6120 §4.7).
 
     The initiating entity passes `stream_id=None`; the receiving entity passes a fresh random id.
     `xmlns:db` is always declared, because some older servers reject streams without it.
@@ -135,3 +137,27 @@ def _escape_attribute(value: str) -> str:
     return (
         _escape_text(value).replace("'", "&apos;").replace('"', "&quot;").replace("\t", "&#9;").replace("\n", "&#10;")
     )
+
+
+_STANZA_KINDS = frozenset({"message", "presence", "iq"})
+_CLIENT_NS = "jabber:client"
+
+
+def as_server_stanza(stanza: etree._Element) -> etree._Element:
+    """A copy of `stanza` with its own elements in jabber:server, which our stream declares as the default
+    namespace (RFC 6120 §4.8.3); children in other namespaces (receipts, chat states, ...) keep theirs."""
+    name = etree.QName(stanza)
+    if name.localname not in _STANZA_KINDS or name.namespace not in (None, SERVER_NS, _CLIENT_NS):
+        raise ValueError(f"not a stanza: {stanza.tag!r}")
+    copied = copy.deepcopy(stanza)
+    for element in copied.iter():  # document order: a parent is moved before its children are looked at
+        if not isinstance(element.tag, str):
+            continue
+        name = etree.QName(element)
+        parent = element.getparent()
+        # A child without a namespace belongs to its parent's namespace only if that is the stanza's one.
+        if name.namespace == _CLIENT_NS or (
+            name.namespace is None and (parent is None or etree.QName(parent).namespace == SERVER_NS)
+        ):
+            element.tag = f"{{{SERVER_NS}}}{name.localname}"
+    return copied

@@ -1,7 +1,7 @@
 """Stanza ↔ action translation: builders for the stanzas we send, and readers for the ones we receive.
 
 Pure functions on lxml elements, no I/O and no database. Stanzas are built in jabber:server (the namespace our
-s2s stream declares), so they serialise without `xmlns` (FEDERATION.md §7.10); payloads of other namespaces
+s2s stream declares), so they serialise without `xmlns` (docs/federation.md §7.10); payloads of other namespaces
 (receipts, chat states, origin-id, hints) carry their own. The readers accept what arrives from the stream
 parser (jabber:server) and, for tests and tools, jabber:client.
 """

@@ -1,7 +1,7 @@
 """TLS for s2s STARTTLS (RFC 6120 §5): our certificate (configured, or a generated self-signed one) and contexts.
 
 Authentication of peers is done by dialback (XEP-0220), not by certificates, which is what Prosody and ejabberd
-do with each other unless configured for strict certificate checks (FEDERATION.md §6). So the client side does
+do with each other unless configured for strict certificate checks (docs/federation.md §6). So the client side does
 not verify the peer's certificate (CERT_NONE), and a self-signed certificate is good enough for our side: peers
 with `s2s_secure_auth = false` (both servers' built-in default) accept it and fall back to dialback.
 """
@@ -98,7 +98,7 @@ def client_context(config: FederationConfig) -> ssl.SSLContext:
     """For our outbound STARTTLS: no verification (dialback authenticates), our certificate on request.
 
     Prosody and ejabberd ask the initiating server for a certificate (for SASL EXTERNAL); presenting ours
-    keeps their handshake on its usual path (FEDERATION.md §7.4).
+    keeps their handshake on its usual path (docs/federation.md §7.4).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -55,7 +55,7 @@ class StreamOpened:
 
     @property
     def id(self) -> str | None:
-        # Prosody's initiating header carries id='' (FEDERATION.md §7.2): an empty id is no id.
+        # Prosody's initiating header carries id='' (docs/federation.md §7.2): an empty id is no id.
         return self.attrs.get("id") or None
 
     @property
@@ -238,7 +238,7 @@ class XMLStreamParser:
 
     def _open(self, root: etree._Element) -> StreamOpened:
         # RFC 6120 §4.9.3.10: the stream namespace must be http://etherx.jabber.org/streams and the content
-        # namespace one we support; on s2s that is jabber:server (§4.8.3, FEDERATION.md §7.2).
+        # namespace one we support; on s2s that is jabber:server (§4.8.3, docs/federation.md §7.2).
         if root.tag != STREAM_TAG:
             raise StreamError("invalid-namespace", f"the root element must be {STREAM_TAG}")
         default_ns = root.nsmap.get(None)

@@ -7,7 +7,7 @@ from federation.errors import StreamError
 from federation.serialize import STREAM_CLOSE, stream_error, stream_header, to_xml
 from federation.xmlstream import StanzaReceived, StreamClosed, StreamOpened, XMLStreamParser
 
-# Prosody's initiating header, as recorded in FEDERATION.md §7 (note id='').
+# Prosody's initiating header, as recorded in docs/federation.md §7 (note id='').
 HEADER = (
     b"<?xml version='1.0'?>"
     b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"
@@ -15,7 +15,7 @@ HEADER = (
     b" version='1.0' xml:lang='en'>"
 )
 
-# What our listener reads from Prosody during dialback and a chat, keepalives included (FEDERATION.md §7).
+# What our listener reads from Prosody during dialback and a chat, keepalives included (docs/federation.md §7).
 TRANSCRIPT = (
     HEADER
     + b"<db:result from='prosody.localhost' to='imweb.localhost'>4a1f0c9e</db:result>\n"

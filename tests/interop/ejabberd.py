@@ -1,4 +1,4 @@
-"""A throwaway ejabberd 23.01 for the interop tests, the counterpart of harness.Prosody (FEDERATION.md §4).
+"""A throwaway ejabberd 23.01 for the interop tests, the counterpart of harness.Prosody (docs/federation.md §4).
 
 It keeps everything in its own folder (config, ejabberdctl.cfg, inetrc, logs, spool), owned by the `ejabberd`
 user because ejabberdctl, run as root, always switches to that user. Its Erlang node needs no epmd

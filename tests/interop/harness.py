@@ -149,11 +149,11 @@ class ImwebService:
 
 
 class Prosody:
-    """Prosody 0.12 on loopback ports with its own config and data folder (FEDERATION.md §3).
+    """Prosody 0.12 on loopback ports with its own config and data folder (docs/federation.md §3).
 
     `tls` is "required" (s2s STARTTLS mandatory, a self-signed certificate, `s2s_secure_auth = false`) or "off"
     (no mod_tls at all: with it loaded and no certificate, Prosody would still offer STARTTLS and then fail).
-    Peers are found through `dns_port`, our MiniDNS, via libunbound's forwarder (FEDERATION.md §2).
+    Peers are found through `dns_port`, our MiniDNS, via libunbound's forwarder (docs/federation.md §2).
     """
 
     def __init__(
@@ -259,7 +259,7 @@ VirtualHost "{self.domain}"
 
 
 class ChatClient:
-    """A slixmpp c2s client (FEDERATION.md: slixmpp is excellent as the test client); it runs on `loop`."""
+    """A slixmpp c2s client (docs/federation.md: slixmpp is the c2s test client); it runs on `loop`."""
 
     def __init__(self, loop: LoopThread, jid: str, password: str, port: int, *, receipts: bool = False) -> None:
         self.loop = loop

@@ -1,7 +1,7 @@
 """A tiny authoritative DNS server on loopback (UDP and TCP) for the federation tests, built on dnspython.
 
 Prosody resolves s2s peers with libunbound and always connects to port 5269 unless SRV records say otherwise, so
-the tests point its `unbound = { forward = ... }` here (FEDERATION.md §2) and publish
+the tests point its `unbound = { forward = ... }` here (docs/federation.md §2) and publish
 `_xmpp-server._tcp.<domain> SRV 0 5 <port> <domain>.` plus `<domain> A 127.0.0.1` for each test domain.
 Records can be changed while it runs (each test module starts its own servers on free ports). Names it does not
 know get NXDOMAIN; known names without the asked type get an empty answer (NODATA).

@@ -4,7 +4,7 @@ UI's doors (HTTP forms and the WebSocket) and erin, a slixmpp client on ejabberd
 The counterpart of test_federation_traffic.py (whose helpers it uses) for the other server imweb must federate
 with. ejabberd differs from Prosody where it matters to our s2s code: it verifies dialback keys over a separate
 short-lived connection (with its own STARTTLS), it sends an empty SASL <mechanisms/> among its features, and it
-answers a stanza on an unauthenticated stream with a stream error instead of dropping it (FEDERATION.md §7).
+answers a stanza on an unauthenticated stream with a stream error instead of dropping it (docs/federation.md §7).
 The tests of one module run in order on the same two servers: contact, presence, messages and receipts,
 typing, then a request and a first message from ejabberd's side.
 """
@@ -76,7 +76,7 @@ def imweb_beside_ejabberd(
         "IMWEB_DIALBACK_SECRET": "interop dialback secret",
     }
     dns.publish_xmpp_server(IMWEB, s2s_port)
-    # ejabberd resolves an SRV target with the system's resolver, not ours (FEDERATION.md §2): name one it knows.
+    # ejabberd resolves an SRV target with the system's resolver, not ours (docs/federation.md §2): name one it knows.
     dns.set(f"_xmpp-server._tcp.{IMWEB}", "SRV", f"0 5 {s2s_port} localhost.")
     service = Service(tmp_path_factory.mktemp(f"imweb-ejabberd-{tls_mode}"), env=env).start()
     # ejabberd bounces for a while after a failed connect (s2s_max_retry_delay): listen before it dials us.
