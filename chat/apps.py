@@ -15,5 +15,10 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from chat import delivery
+        from federation import outbox
+
         # A migration that rebuilds chat_message on SQLite drops the search triggers: put them back (chat.search).
         post_migrate.connect(_ensure_search_index, sender=self, dispatch_uid="chat.search.ensure_index")
+        # When a remote copy of a message moves (handed over, delivered, failed), its sender's screens show it.
+        outbox.watch_hops(delivery.hops_changed)

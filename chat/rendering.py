@@ -21,12 +21,16 @@ the Unicode bidi algorithm lay out mixed-direction text. The stored body keeps t
 edits see exactly what was sent); the marks U+200E/U+200F/U+061C, which cannot reorder anything beyond a
 neighbour, stay.
 
-Nothing is cached per message: the parser and the sanitiser are built once, and each call is pure.
+Both functions are pure, so their results are kept for the last few thousand bodies (a new message is shown
+in several places at once: its own fragment, list rows, a reply's quote). Most messages are plain words,
+which neither markdown nor linkify would change: those take a shortcut that gives the same HTML without
+parsing (tests/chat/test_rendering.py holds the two to each other).
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import nh3
 from django.utils.safestring import SafeString, mark_safe
@@ -85,13 +89,28 @@ def strip_bidi_controls(text: str) -> str:
     return _BIDI_CONTROLS.sub("", text)
 
 
+# Text that no enabled rule can touch: no emphasis, code, escape or line-break markers, nothing a link or an
+# e-mail address needs (":" and "@"), nothing HTML must escape in text (quotes need not be), no bidi controls,
+# no whitespace but spaces, none around it (a leading indent is a code block).
+_UNTOUCHED = re.compile(r"(?!\s)(?:[^*_`~\\:@<>&\s\u202a-\u202e\u2066-\u2069\[\]]| )*(?<!\s)")
+CACHED_BODIES = 4096
+
+
+def _untouched(text: str) -> bool:
+    return bool(text) and _UNTOUCHED.fullmatch(text) is not None
+
+
+@lru_cache(maxsize=CACHED_BODIES)
 def message_html(text: str, *, linkify: bool = True) -> SafeString:
     """A message body as safe HTML, wrapped in its `dir="auto"` container.
 
     `linkify=False` for messages waiting in Requests: URLs stay text until the recipient accepts the sender.
     """
-    md = _LINKING if linkify else _PLAIN
-    html = _CLEANER.clean(md.render(strip_bidi_controls(text or ""))).strip()
+    if _untouched(text):
+        html = f"<p>{text}</p>"
+    else:
+        md = _LINKING if linkify else _PLAIN
+        html = _CLEANER.clean(md.render(strip_bidi_controls(text or ""))).strip()
     return mark_safe(f'<div class="message-text" dir="auto" hx-disable>{html}</div>')  # noqa: S308 - sanitised
 
 
@@ -107,12 +126,16 @@ def _visible_text(tokens: list[Token]) -> list[str]:
     return parts
 
 
+@lru_cache(maxsize=CACHED_BODIES)
 def preview_text(text: str, limit: int = 80) -> str:
     """One line of plain text for a conversation list: markdown markers gone, whitespace collapsed, cut at
     `limit` characters with an ellipsis. Not HTML: templates escape it like any other string."""
     if limit < 1:
         raise ValueError("limit must be 1 or more")
-    visible = "".join(_visible_text(_PLAIN.parse(strip_bidi_controls(text or ""))))
+    if _untouched(text):
+        visible = text
+    else:
+        visible = "".join(_visible_text(_PLAIN.parse(strip_bidi_controls(text or ""))))
     line = _SPACES.sub(" ", visible).strip()
     if len(line) <= limit:
         return line

@@ -28,6 +28,7 @@ from django.db import transaction
 from lxml import etree
 
 from accounts import actions as account_actions
+from accounts import events
 from accounts.errors import AccountError, InvalidJid, NoSuchUser
 from accounts.events import notify_users
 from accounts.jid import BareJid
@@ -40,8 +41,6 @@ from federation.bounce import error_reply
 from federation.models import RemotePresence
 
 logger = logging.getLogger("federation")
-
-ROSTER_CHANGED = "roster.changed"
 
 
 class Refused(Exception):
@@ -216,7 +215,7 @@ def record_remote_presence(recipient: User, jid: str, state: stanzas.RemotePrese
             return False
         RemotePresence.objects.update_or_create(jid=jid, defaults=values)
         audience = RosterItem.objects.filter(jid=jid, subscription__in=[Subscription.TO, Subscription.BOTH])
-        notify_users(audience.values_list("owner_id", flat=True), ROSTER_CHANGED)
+        notify_users(audience.values_list("owner_id", flat=True), events.roster_changed())
     return True
 
 

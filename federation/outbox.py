@@ -1,39 +1,39 @@
-"""The outbox: the one interface `accounts` and `chat` use to send a stanza to another XMPP server.
+"""The outbox: the one interface `accounts` and `chat` use to reach another XMPP server. They say what happens
+in the domain's words (`deliver_message`, `presence`, `probe`, `subscription`, `receipt`, `chat_state`) and build
+no stanzas; this module builds them (federation.stanzas) and stores them.
 
-`enqueue()` writes a row in the caller's transaction and, once that commits, wakes the federation process (a
-channel-layer group send to `federation.wake`). The process also polls the table every few seconds, so a lost
+Each of those but `chat_state` writes a row in the caller's transaction (`enqueue`) and, once that commits,
+wakes the federation process (a channel-layer group send to `federation.wake`). A chat state (typing) is
+ephemeral: never a row, it goes straight to the federation process, which sends it if it can and otherwise
+forgets it, as a lost typing notification harms nobody. The process also polls the table every few seconds, so a lost
 wake-up delays a stanza, never drops it. What happens next (in order per domain, backoff, retention) is
 `federation.sender`'s job; what came back (a receipt, an error) is recorded here by `mark_delivered()` and
-`mark_failed()`, and `hop()` tells the UI where each copy of a message is.
+`mark_failed()`, and `hops()` tells the UI where each copy of a message is (chat registers with `watch_hops`
+to hear when one moves).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from lxml import etree
 
-from accounts.events import notify_users
+from federation import stanzas
 from federation.models import OutboxItem, RemoteDomain
-from federation.serialize import to_xml
-from federation.service import as_server_stanza
+from federation.serialize import as_server_stanza, to_xml
 from federation.stream import domain_of as stream_domain_of
-
-if TYPE_CHECKING:
-    from chat.models import Message
 
 logger = logging.getLogger("federation")
 
 WAKE_GROUP = "federation.wake"
 WAKE_EVENT = {"type": "federation.wake"}
+EPHEMERAL_EVENT = "federation.ephemeral"
 RECEIPTS_NS = "urn:xmpp:receipts"
 CHATSTATES_NS = "http://jabber.org/protocol/chatstates"
 SID_NS = "urn:xmpp:sid:0"
@@ -75,7 +75,7 @@ def _stanza_id(stanza: etree._Element) -> str:
     return origin.get("id", "") if origin is not None else ""
 
 
-def enqueue(stanza: etree._Element, *, message: Message | None = None, recipient: str | None = None) -> OutboxItem:
+def enqueue(stanza: etree._Element, *, message: models.Model | None = None, recipient: str | None = None) -> OutboxItem:
     """Store `stanza` for its recipient's server inside the caller's transaction; wake the sender on commit.
 
     The destination domain is the domain of the stanza's `to`. `message` links the row to the chat message it
@@ -105,6 +105,52 @@ def enqueue(stanza: etree._Element, *, message: Message | None = None, recipient
     return item
 
 
+# --- What accounts and chat send, in their words ------------------------------------------------------------
+
+
+def deliver_message(message: models.Model, recipients: Iterable[str]) -> None:
+    """Queue a stored chat message for each of these remote bare JIDs, linked to it (its sender sees the hop).
+    Our stanza id and XEP-0359 origin-id are the message's client_id: the peer de-duplicates a re-delivery by
+    it, and its receipt (XEP-0184) quotes it back."""
+    for jid in recipients:
+        stanza = stanzas.chat_message(message.sender_jid, jid, message.body, str(message.client_id))
+        enqueue(stanza, message=message, recipient=jid)
+
+
+def presence(from_jid: str, to_jid: str, show: str, status: str = "") -> None:
+    """Queue `from_jid`'s presence (imweb's show values: offline and invisible go as unavailable)."""
+    enqueue(stanzas.presence_for_show(from_jid, to_jid, show, status), recipient=to_jid)
+
+
+def probe(from_jid: str, to_jid: str) -> None:
+    """Queue a presence probe (RFC 6121 §4.3): what is `to_jid`'s presence now?"""
+    enqueue(stanzas.presence(from_jid, to_jid, type_="probe"), recipient=to_jid)
+
+
+def subscription(from_jid: str, to_jid: str, presence_type: str) -> None:
+    """Queue a subscription presence (subscribe, subscribed, unsubscribe, unsubscribed) or `unavailable`."""
+    enqueue(stanzas.presence(from_jid, to_jid, type_=presence_type), recipient=to_jid)
+
+
+def receipt(from_jid: str, to_jid: str, received_id: str) -> None:
+    """Queue a XEP-0184 receipt for the message `received_id` that `to_jid` sent us."""
+    enqueue(stanzas.receipt(from_jid, to_jid, received_id), recipient=to_jid)
+
+
+def chat_state(from_jid: str, to_jid: str, state: str) -> None:
+    """Tell `to_jid` that `from_jid` is composing (or paused, ...): XEP-0085, sent after the current transaction
+    commits if the federation process can, never stored."""
+    stanza = stanzas.chat_state(from_jid, to_jid, state)
+    domain = stream_domain_of(to_jid)
+    if domain is None:
+        raise OutboxError(f"a stanza for another server needs a valid 'to' address, not {to_jid!r}")
+    event = {"type": EPHEMERAL_EVENT, "domain": domain, "stanza": to_xml(as_server_stanza(stanza)).decode()}
+    transaction.on_commit(lambda: publish(event))
+
+
+# --- Storing and waking ------------------------------------------------------------------------------------
+
+
 def wake() -> None:
     """Tell the federation process there is something to send (a hint only: it polls anyway)."""
     publish(dict(WAKE_EVENT))
@@ -118,32 +164,31 @@ def publish(event: dict[str, str]) -> None:
         logger.exception("could not reach the federation process with %s", event.get("type"))
 
 
+# Who is told when remote hops of messages change: chat registers its delivery step here (chat.apps), so the
+# outbox tells the senders' screens without importing chat (chat uses the outbox, never the other way round).
+_hop_watchers: list[Callable[[list[int]], None]] = []
+
+
+def watch_hops(watcher: Callable[[list[int]], None]) -> None:
+    """Call `watcher(message_ids)` after each commit that changed remote hops of those messages."""
+    if watcher not in _hop_watchers:
+        _hop_watchers.append(watcher)
+
+
 def notify_senders(items: Iterable[OutboxItem]) -> None:
-    """Tell the senders' screens that a message's remote hop changed.
+    """After the current transaction commits, tell the watchers which messages' remote hops changed."""
+    ids = sorted({item.message_id for item in items if item.message_id is not None})
+    if not ids:
+        return
 
-    A copy that became `delivered` is a delivery receipt like a local one: `receipt.delivered` (every socket
-    kind already re-renders or forwards it). Other hop changes (handed over, failed) are `message.status`,
-    published only once the sockets in the user's group handle it: Channels closes a socket that gets an event
-    it has no handler for. Until then those hops show on the next render or re-sync (the database is the truth).
-    """
-    status_supported = _status_event_supported()
-    for item in items:
-        message = item.message
-        if message is None or message.sender_id is None:
-            continue
-        data = {"conversation": message.conversation_id, "seq": message.seq}
-        if item.state == OutboxItem.State.DELIVERED:
-            notify_users([message.sender_id], "receipt.delivered", jid=item.recipient, **data)
-        elif status_supported:
-            notify_users([message.sender_id], "message.status", **data)
+    def tell() -> None:
+        for watcher in _hop_watchers:
+            try:
+                watcher(ids)
+            except Exception:  # committed; the hop shows on the next render or re-sync
+                logger.exception("could not tell senders about %d messages' hops", len(ids))
 
-
-@functools.cache
-def _status_event_supported() -> bool:
-    from chat.api.stream import ApiStream
-    from chat.consumers import UserSocket
-
-    return all(hasattr(socket, "message_status") for socket in (UserSocket, ApiStream))
+    transaction.on_commit(tell)
 
 
 def mark_delivered(recipient: str, stanza_id: str) -> int:
@@ -209,7 +254,22 @@ class Hop:
         return "queued"
 
 
-def hop(message: Message) -> list[Hop]:
-    """The remote hops of `message`, one per remote recipient, oldest row first."""
-    rows = OutboxItem.objects.filter(message=message).values_list("recipient", "state", "domain__domain", "error")
-    return [Hop(recipient, state, domain, error) for recipient, state, domain, error in rows]
+def hops(message_ids: Iterable[int]) -> dict[int, list[Hop]]:
+    """The remote hops of these messages, one per remote recipient, oldest row first. One query."""
+    ids = list(message_ids)
+    found: dict[int, list[Hop]] = {pk: [] for pk in ids}
+    if not ids:
+        return found
+    rows = (
+        OutboxItem.objects.filter(message_id__in=ids)
+        .order_by("id")
+        .values_list("message_id", "recipient", "state", "domain__domain", "error")
+    )
+    for message_id, recipient, state, domain, error in rows:
+        found[message_id].append(Hop(recipient, state, domain, error))
+    return found
+
+
+def queued_hop(recipient: str) -> Hop:
+    """The hop of a copy just queued for `recipient` (what `hops` reads right after the commit)."""
+    return Hop(bare(recipient), OutboxItem.State.QUEUED, bare(recipient).rpartition("@")[2], "")

@@ -38,7 +38,7 @@ from lxml import etree
 from federation import policy
 from federation.backoff import next_attempt
 from federation.models import OutboxItem, RemoteDomain
-from federation.outbox import WAKE_GROUP, notify_senders
+from federation.outbox import EPHEMERAL_EVENT, WAKE_GROUP, notify_senders
 from federation.service import FederationService
 from federation.stream import DeliveryError
 
@@ -49,6 +49,13 @@ STATE_WRITE_ATTEMPTS = 5  # a stream event recorded on a busy database is tried 
 BATCH = 100  # rows handed to a stream per round trip to the database
 DEFAULT_RETENTION_SECONDS = 3 * 24 * 60 * 60
 STOP_TIMEOUT = 5.0
+# Our own stanzas, re-read from their wire form: no entities, no network, as for anything else we parse.
+_EPHEMERAL_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def _forget_ephemeral(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("outbox: an ephemeral stanza was not sent: %s", future.exception())
 
 
 def duration_words(seconds: float) -> str:
@@ -351,6 +358,9 @@ class OutboxSender:
 
     async def handle_event(self, event: dict[str, object]) -> None:
         kind, domain = event.get("type"), str(event.get("domain") or "")
+        if kind == EPHEMERAL_EVENT:
+            self.send_ephemeral(domain, str(event.get("stanza") or ""))
+            return
         if kind == "federation.policy":
             await self._load_policy()
             if self.service.refuses(domain):
@@ -358,6 +368,19 @@ class OutboxSender:
         elif kind == "federation.retry" and self.service.pool is not None:
             self.service.pool.failures.pop(domain, None)
         self.wake()
+
+    def send_ephemeral(self, domain: str, text: str) -> None:
+        """Send a stanza that is never stored (a chat state) if the domain can be reached now; otherwise it is
+        forgotten. It is our own serialisation (federation.outbox.chat_state), parsed without entities."""
+        if self.service.pool is None or not domain or self.service.refuses(domain):
+            return
+        try:
+            stanza = etree.fromstring(text.encode(), _EPHEMERAL_PARSER)
+            future = self.service.enqueue(stanza)
+        except (etree.XMLSyntaxError, ValueError) as err:
+            logger.info("outbox: not sending an ephemeral stanza to %s: %s", domain, err)
+            return
+        future.add_done_callback(_forget_ephemeral)
 
     async def _listen(self) -> None:
         """Wake-ups from other processes, through the channel layer (lost ones are covered by polling)."""

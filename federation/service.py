@@ -16,7 +16,6 @@ authenticated by dialback on its stream; stanzas of one stream arrive in order. 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -28,10 +27,9 @@ from federation.conf import FederationConfig
 from federation.inbound import InboundStream
 from federation.outbound import OutboundPool
 from federation.resolver import Resolver
-from federation.serialize import to_xml
+from federation.serialize import as_server_stanza, to_xml
 from federation.stream import DeliveryError, domain_of
 from federation.tls import client_context, server_context
-from federation.xmlstream import SERVER_NS
 
 logger = logging.getLogger("federation")
 
@@ -199,27 +197,7 @@ class FederationService:
             self.inbound.discard(stream)
 
 
-def as_server_stanza(stanza: etree._Element) -> etree._Element:
-    """A copy of `stanza` with its own elements in jabber:server, which our stream declares as the default
-    namespace (RFC 6120 §4.8.3); children in other namespaces (receipts, chat states, ...) keep theirs."""
-    name = etree.QName(stanza)
-    if name.localname not in _STANZA_KINDS or name.namespace not in (None, SERVER_NS, _CLIENT_NS):
-        raise ValueError(f"not a stanza: {stanza.tag!r}")
-    copied = copy.deepcopy(stanza)
-    for element in copied.iter():  # document order: a parent is moved before its children are looked at
-        if not isinstance(element.tag, str):
-            continue
-        name = etree.QName(element)
-        parent = element.getparent()
-        # A child without a namespace belongs to its parent's namespace only if that is the stanza's one.
-        if name.namespace == _CLIENT_NS or (
-            name.namespace is None and (parent is None or etree.QName(parent).namespace == SERVER_NS)
-        ):
-            element.tag = f"{{{SERVER_NS}}}{name.localname}"
-    return copied
-
-
-_as_server_stanza = as_server_stanza  # the name the transport tests use
+_as_server_stanza = as_server_stanza  # the name the transport tests use (it lives in federation.serialize)
 
 
 def _log_bounce_failure(future: asyncio.Future[None]) -> None:

@@ -126,6 +126,13 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The partials on the delivery path (chat.jinja): rendered for every message, so they must be fast.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "chat.jinja.environment", "autoescape": True, "trim_blocks": True},
+    },
 ]
 
 # --- Database -------------------------------------------------------------------------------------------
@@ -235,7 +242,8 @@ ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[imweb] "
 # Counted in the shared cache (Redis), so every web process sees the same counters.
 ACCOUNT_RATE_LIMITS = {
-    "login": "30/m/ip",
+    # Sign-in attempts (the page and API token requests), whatever their outcome.
+    "login": os.environ.get("IMWEB_LOGIN_ATTEMPT_RATE_LIMIT", "30/m/ip"),
     "login_failed": os.environ.get("IMWEB_LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key"),
     "signup": os.environ.get("IMWEB_SIGNUP_RATE_LIMIT", "20/m/ip"),
     "reset_password": os.environ.get("IMWEB_RESET_RATE_LIMIT", "20/m/ip,5/m/key"),
@@ -259,6 +267,32 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(IMWEB_PRESENCE_HEARTBEAT_SECONDS),
     },
 }
+
+# --- Chat limits -----------------------------------------------------------------------------------------
+
+
+def env_limits(name: str, default: str) -> tuple[tuple[int, int], ...]:
+    """Per-person limits as "COUNT/SECONDS,...": at most COUNT in each fixed window of SECONDS (chat.ratelimit)."""
+    text = os.environ.get(name) or default
+    limits = []
+    for part in text.split(","):
+        count, _, seconds = part.strip().partition("/")
+        try:
+            limit = (int(count), int(seconds))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must look like 20/10,120/60 (count/seconds), not {text!r}") from None
+        if limit[0] < 1 or limit[1] < 1:
+            raise ImproperlyConfigured(f"{name}: counts and seconds must be 1 or more, not {part!r}")
+        limits.append(limit)
+    return tuple(limits)
+
+
+# Messages (and edits) one person may send: bursts of 20 per 10 s, 120 per minute. Bots and busy rooms may need
+# more; every message still reaches every participant, so these also bound what one person can cost the server.
+IMWEB_MESSAGE_RATE_LIMITS = env_limits("IMWEB_MESSAGE_RATE_LIMITS", "20/10,120/60")
+IMWEB_REACTION_RATE_LIMITS = env_limits("IMWEB_REACTION_RATE_LIMITS", "30/10,300/60")
+# The longest message, in characters.
+IMWEB_MESSAGE_MAX_CHARS = env_int("IMWEB_MESSAGE_MAX_CHARS", 10_000)
 
 # --- JSON API (/api/v1) ------------------------------------------------------------------------------
 # Largest request body the API parses (a 10,000-character message fits even with every character escaped).

@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 import urllib.error
@@ -23,12 +24,16 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 90.0
+# Connections the kernel holds for the web processes before they accept them (Twisted's own default is 50: a
+# reconnect storm after a restart overflowed it). Linux caps it at net.core.somaxconn (4096 by default).
+LISTEN_BACKLOG = 4096
 
 
 @dataclass
 class Child:
     name: str
     argv: list[str]
+    pass_fds: tuple[int, ...] = ()
     process: asyncio.subprocess.Process | None = None
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -57,6 +62,7 @@ async def start(child: Child, env: dict[str, str]) -> None:
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
         limit=1024 * 1024,
+        pass_fds=child.pass_fds,
     )
     assert child.process.stdout is not None
     child.pump = asyncio.ensure_future(pump_output(child.name, child.process.stdout))
@@ -82,6 +88,28 @@ async def stop(children: list[Child]) -> None:
     for child in children:
         if child.pump is not None:
             await child.pump
+
+
+def listen(bind: str, port: int) -> socket.socket:
+    """The web port, bound here once and handed to every web process: they accept from the same socket, the
+    kernel spreads connections among them, and the port stays open while one of them restarts."""
+    listener = socket.create_server((bind or "0.0.0.0", port), backlog=LISTEN_BACKLOG)  # noqa: S104  ("" = all)
+    listener.set_inheritable(True)
+    return listener
+
+
+def web_children(bind: str, port: int, processes: int) -> tuple[list[Child], socket.socket | None]:
+    """Daphne processes serving the web port, and the listening socket they share (`--fd`). Daphne's fd endpoint
+    takes IPv4 sockets only, so an IPv6 address is served by one Daphne binding it itself."""
+    daphne = venv_tool("daphne")
+    if ":" in bind:
+        argv = [daphne, "-b", bind.strip("[]"), "-p", str(port), "--proxy-headers", "imweb.asgi:application"]
+        return [Child("web", argv)], None
+    listener = listen(bind, port)
+    fd = listener.fileno()
+    argv = [daphne, "--fd", str(fd), "--proxy-headers", "imweb.asgi:application"]
+    names = ["web"] if processes == 1 else [f"web{n}" for n in range(1, processes + 1)]
+    return [Child(name, argv, pass_fds=(fd,)) for name in names], listener
 
 
 async def run_once(name: str, argv: list[str], env: dict[str, str]) -> int:
@@ -176,6 +204,7 @@ async def main_async(args: argparse.Namespace) -> int:
             )
         children.append(valkey_child(socket_path, Path(settings.VAR_DIR)))
 
+    listener: socket.socket | None = None
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -199,10 +228,8 @@ async def main_async(args: argparse.Namespace) -> int:
             "--concurrency", str(args.worker_concurrency),
             "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
         ]  # fmt: skip
-        children += [
-            Child("web", [venv_tool("daphne"), "-b", bind, "-p", port, "--proxy-headers", "imweb.asgi:application"]),
-            Child("worker", worker_argv),
-        ]
+        web, listener = web_children(bind, int(port), args.web_processes)
+        children += [*web, Child("worker", worker_argv)]
         if (BASE_DIR / "federation" / "management" / "commands" / "runfederation.py").exists():
             children.append(Child("federation", [python, "manage.py", "runfederation"]))
         for child in children:
@@ -229,6 +256,8 @@ async def main_async(args: argparse.Namespace) -> int:
         return 1
     finally:
         await stop(children)
+        if listener is not None:
+            listener.close()
         log("supervisor", "all processes stopped")
 
 
@@ -244,6 +273,12 @@ async def wait_ready(url: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--web-processes",
+        type=int,
+        default=int(os.environ.get("IMWEB_WEB_PROCESSES", "1")),
+        help="Daphne processes serving the web port (default: IMWEB_WEB_PROCESSES or 1)",
+    )
     parser.add_argument(
         "--worker-concurrency",
         type=int,

@@ -16,13 +16,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.actions.roster import is_blocked
+from accounts import events
 from accounts.errors import InvalidProfile
 from accounts.events import notify_users
+from accounts.lookups import is_blocked
 from accounts.models import CHOOSABLE_SHOWS, BlockedJid, PresenceSession, RosterItem, Show, Subscription, User
-from federation import outbox, stanzas
+from federation import outbox
 
-PRESENCE_CHANGED = "roster.changed"  # contact rows show presence, so a presence change re-renders them
 STATUS_MESSAGE_MAX = 140
 _CHOOSABLE = {value for value, _ in CHOOSABLE_SHOWS}
 
@@ -84,7 +84,7 @@ def presence_audience(user: User) -> list[int]:
 def _announce_if_changed(user: User, before: Presence) -> None:
     after = presence_of(user)
     if after != before:
-        notify_users(presence_audience(user), PRESENCE_CHANGED)
+        notify_users(presence_audience(user), events.roster_changed())
     if (after.show, after.status) != (before.show, before.status):
         _broadcast_to_remote(user, after)
 
@@ -106,13 +106,13 @@ def _broadcast_to_remote(user: User, presence: Presence) -> None:
     """RFC 6121 §4.4.2: every change goes to each remote contact we share presence with, one stanza per JID
     (the outbox groups them by server); going offline is `unavailable`."""
     for jid in _remote_audience(user):
-        outbox.enqueue(stanzas.presence_for_show(user.jid, jid, presence.show, presence.status), recipient=jid)
+        outbox.presence(user.jid, jid, presence.show, presence.status)
 
 
 def send_presence_to_remote(user: User, jid: str) -> None:
     """Queue the user's current presence for one remote JID (after approving them, or answering their probe)."""
     current = presence_of(user)
-    outbox.enqueue(stanzas.presence_for_show(user.jid, jid, current.show, current.status), recipient=jid)
+    outbox.presence(user.jid, jid, current.show, current.status)
 
 
 def answer_probe(user: User, jid: str) -> bool:
@@ -180,7 +180,7 @@ def _probe_remote_contacts(user: User) -> None:
         jid__endswith=f"@{domain}"
     )
     for jid in seen.values_list("jid", flat=True):
-        outbox.enqueue(stanzas.presence(user.jid, jid, type_="probe"), recipient=jid)
+        outbox.probe(user.jid, jid)
 
 
 def close_session(resource: str) -> None:
@@ -214,7 +214,15 @@ def set_session_idle(resource: str, idle: bool) -> None:
 
 def heartbeat(resource: str) -> bool:
     """Keep a session alive; False when it is gone (swept), so the caller can open a new one."""
-    return PresenceSession.objects.filter(resource=resource).update(heartbeat_at=timezone.now()) == 1
+    return resource in refresh_sessions([resource])
+
+
+def refresh_sessions(resources: list[str]) -> set[str]:
+    """Keep these sessions alive (one UPDATE, whatever their number); returns the ones that still exist (the
+    others were swept, so their callers open new ones)."""
+    rows = PresenceSession.objects.filter(resource__in=resources)
+    rows.update(heartbeat_at=timezone.now())
+    return set(rows.values_list("resource", flat=True))
 
 
 def sweep_stale_sessions(now: datetime | None = None) -> int:

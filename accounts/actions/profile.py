@@ -9,8 +9,9 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from accounts import events
 from accounts.actions.presence import presence_audience
-from accounts.actions.roster import ROSTER_CHANGED, farewell_remote_contacts
+from accounts.actions.roster import farewell_remote_contacts
 from accounts.avatars import check_avatar_size, normalise_avatar
 from accounts.errors import InvalidProfile
 from accounts.events import notify_users
@@ -42,7 +43,7 @@ def update_profile(user: User, *, display_name: str, status_message: str) -> Use
         user.status_message = status_message
         user.save(update_fields=["display_name", "status_message"])
         # Contacts see the name and the status message in their lists.
-        notify_users(presence_audience(user), ROSTER_CHANGED)
+        notify_users(presence_audience(user), events.roster_changed())
     return user
 
 
@@ -80,7 +81,7 @@ def update_privacy(
             user.email_missed_messages = email_missed_messages
             fields.append("email_missed_messages")
         user.save(update_fields=fields)
-        notify_users(presence_audience(user), ROSTER_CHANGED)  # last seen may have appeared or vanished
+        notify_users(presence_audience(user), events.roster_changed())  # last seen may have appeared or vanished
     return user
 
 
@@ -126,5 +127,5 @@ def delete_account(user: User) -> None:
         user.delete()
         if avatar_name:
             transaction.on_commit(lambda: storage.delete(avatar_name))
-        notify_users(others, ROSTER_CHANGED)
+        notify_users(others, events.roster_changed())
     logger.info("account %s deleted", username)

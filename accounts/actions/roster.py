@@ -19,13 +19,17 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from accounts import events
+from accounts.actions.presence import send_presence_to_remote
 from accounts.errors import ContactError, InvalidJid, NoSuchUser, RateLimited
 from accounts.events import notify_users
 from accounts.jid import BareJid, parse_bare_jid
+from accounts.lookups import is_blocked, local_user_for
 from accounts.models import BlockedJid, RosterGroup, RosterItem, Subscription, User
-from federation import outbox, stanzas
+from federation import outbox
 
-ROSTER_CHANGED = "roster.changed"
+__all__ = ["is_blocked", "local_user_for"]
+
 GROUP_NAME_MAX = 64
 MAX_GROUPS_PER_CONTACT = 16
 REQUEST_MESSAGE_MAX = 280
@@ -55,13 +59,10 @@ def _lose_from(item: RosterItem) -> None:
 def _to_remote(user: User, jid: str, presence_type: str) -> None:
     """Queue a subscription presence (or `unavailable`/`probe`) from `user` to a remote JID, in the caller's
     transaction: the contact's server learns of the change exactly when it is committed here."""
-    outbox.enqueue(stanzas.presence(user.jid, jid, type_=presence_type), recipient=jid)
+    outbox.subscription(user.jid, jid, presence_type)
 
 
 def _current_presence_to_remote(user: User, jid: str) -> None:
-    # Imported here: presence actions build on this module (is_blocked), so this module cannot import them first.
-    from accounts.actions.presence import send_presence_to_remote
-
     send_presence_to_remote(user, jid)
 
 
@@ -81,20 +82,6 @@ def farewell_remote_contacts(user: User) -> None:
             _to_remote(user, item.jid, "unsubscribe")
         if shares or item.pending_in:
             _to_remote(user, item.jid, "unsubscribed")
-
-
-def is_blocked(owner: User, jid: str) -> bool:
-    """Does `owner` block this bare JID, or its whole domain?"""
-    domain = jid.rpartition("@")[2]
-    return BlockedJid.objects.filter(owner=owner, jid__in=[jid, domain]).exists()
-
-
-def local_user_for(jid: BareJid | str) -> User | None:
-    """The active local account behind a JID, or None (remote, or no such account)."""
-    parsed = jid if isinstance(jid, BareJid) else parse_bare_jid(jid)
-    if not parsed.is_local or not parsed.localpart:
-        return None
-    return User.objects.filter(username=parsed.localpart, is_active=True).first()
 
 
 def _reachable_peer(user: User, jid: BareJid) -> User | None:
@@ -177,7 +164,7 @@ def request_subscription(user: User, jid_text: str, *, message: str = "") -> Ros
             theirs.request_message = message
             theirs.requested_at = now
             theirs.save()
-    notify_users([user.pk, peer.pk if peer else None], ROSTER_CHANGED)
+    notify_users([user.pk, peer.pk if peer else None], events.roster_changed())
     return mine
 
 
@@ -210,7 +197,7 @@ def accept_subscription(user: User, jid_text: str) -> RosterItem:
                 mine.requested_at = timezone.now()
                 _to_remote(user, str(jid), "subscribe")
         mine.save()
-    notify_users([user.pk, asker.pk if asker else None], ROSTER_CHANGED)
+    notify_users([user.pk, asker.pk if asker else None], events.roster_changed())
     return mine
 
 
@@ -229,7 +216,7 @@ def decline_subscription(user: User, jid_text: str) -> None:
                 theirs.save()
         elif not jid.is_local:
             _to_remote(user, str(jid), "unsubscribed")  # RFC 6121 §3.2.1: a refused request
-    notify_users([user.pk, asker.pk if asker else None], ROSTER_CHANGED)
+    notify_users([user.pk, asker.pk if asker else None], events.roster_changed())
 
 
 def remove_contact(user: User, jid_text: str) -> None:
@@ -263,7 +250,7 @@ def remove_contact(user: User, jid_text: str) -> None:
             _to_remote(user, str(jid), "unsubscribe")
             if not keep_request:
                 _to_remote(user, str(jid), "unsubscribed")
-    notify_users([user.pk, other.pk if other else None], ROSTER_CHANGED)
+    notify_users([user.pk, other.pk if other else None], events.roster_changed())
 
 
 def receive_subscription(user: User, jid_text: str, presence_type: str) -> None:
@@ -317,7 +304,7 @@ def receive_subscription(user: User, jid_text: str, presence_type: str) -> None:
             _discard_if_empty(mine)
         else:
             raise ValueError(f"not a subscription presence type: {presence_type!r}")
-    notify_users([user.pk], ROSTER_CHANGED)
+    notify_users([user.pk], events.roster_changed())
 
 
 def rename_contact(user: User, jid_text: str, name: str) -> RosterItem:
@@ -331,7 +318,7 @@ def rename_contact(user: User, jid_text: str, name: str) -> RosterItem:
             raise ContactError(f"{jid} is not in your contacts.")
         item.name = name
         item.save(update_fields=["name"])
-    notify_users([user.pk], ROSTER_CHANGED)
+    notify_users([user.pk], events.roster_changed())
     return item
 
 
@@ -351,7 +338,7 @@ def set_contact_groups(user: User, jid_text: str, group_names: list[str]) -> Ros
         groups = [RosterGroup.objects.get_or_create(owner=user, name=name)[0] for name in names]
         item.groups.set(groups)
         RosterGroup.objects.filter(owner=user, items__isnull=True).delete()
-    notify_users([user.pk], ROSTER_CHANGED)
+    notify_users([user.pk], events.roster_changed())
     return item
 
 
@@ -377,7 +364,7 @@ def block_jid(user: User, jid_text: str) -> BlockedJid:
             if item.shares_presence and item.is_remote:
                 _to_remote(user, item.jid, "unavailable")
     affected = _local_users_matching(jid)
-    notify_users([user.pk, *affected], ROSTER_CHANGED)
+    notify_users([user.pk, *affected], events.roster_changed())
     return block
 
 
@@ -391,7 +378,7 @@ def unblock_jid(user: User, jid_text: str) -> None:
         for item in RosterItem.objects.filter(matches, owner=user):
             if item.shares_presence and item.is_remote and not is_blocked(user, item.jid):
                 _current_presence_to_remote(user, item.jid)
-    notify_users([user.pk, *_local_users_matching(jid)], ROSTER_CHANGED)
+    notify_users([user.pk, *_local_users_matching(jid)], events.roster_changed())
 
 
 def _local_users_matching(jid: BareJid) -> list[int]:

@@ -15,10 +15,13 @@ from chat.actions.conversations import (
     set_topic,
 )
 from chat.actions.messages import (
+    SendRequest,
+    Sent,
     clean_emoji,
     delete_message,
     direct_key,
     edit_message,
+    has_reacted,
     mark_delivered,
     mark_read,
     messages_after,
@@ -26,6 +29,7 @@ from chat.actions.messages import (
     react,
     receive_remote_message,
     send_message,
+    send_messages,
     unreact,
 )
 from chat.actions.search import SearchHit, search_messages
@@ -34,6 +38,8 @@ from chat.actions.typing import set_typing
 __all__ = [
     "ConversationSummary",
     "SearchHit",
+    "SendRequest",
+    "Sent",
     "accept_conversation_request",
     "clean_emoji",
     "conversations_for",
@@ -41,6 +47,7 @@ __all__ = [
     "delete_message",
     "direct_key",
     "edit_message",
+    "has_reacted",
     "invite",
     "leave",
     "mark_delivered",
@@ -53,6 +60,7 @@ __all__ = [
     "rename_room",
     "search_messages",
     "send_message",
+    "send_messages",
     "set_topic",
     "set_typing",
     "unreact",

@@ -9,20 +9,16 @@ owner leaves, the longest-standing member becomes one. Only current members read
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts import events
 from accounts.events import notify_users
 from accounts.jid import parse_bare_jid
 from accounts.models import BlockedJid, RosterItem, Subscription, User
 from chat.actions.common import (
-    CONVERSATION_REMOVED,
-    CONVERSATION_UPDATED,
     clean_line,
     current_members,
     local_user_ids,
@@ -30,110 +26,16 @@ from chat.actions.common import (
     refuse_remote,
 )
 from chat.errors import ChatError, InvalidArgument, NotAContact, NotAllowed
-from chat.models import ROOM_NAME_MAX, TOPIC_MAX, Conversation, Message, Participant
+from chat.models import ROOM_NAME_MAX, TOPIC_MAX, Conversation, Participant
+from chat.queries import ConversationSummary, conversations_for
+
+__all__ = ["ConversationSummary", "conversations_for"]
 
 DEFAULT_ROOM_MAX_MEMBERS = 500
 
 
 def room_max_members() -> int:
     return getattr(settings, "IMWEB_ROOM_MAX_MEMBERS", DEFAULT_ROOM_MAX_MEMBERS)
-
-
-# --- The conversation list --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConversationSummary:
-    """One row of a user's conversation list."""
-
-    conversation: Conversation
-    participant: Participant  # the user's own: role, markers, is_request
-    last_message: Message | None  # with `sender` loaded
-    unread: int  # messages after the user's read marker, not theirs, not deleted
-    peer: Participant | None  # direct conversations: the other side (with `user` loaded when local)
-    peer_jid: str  # direct conversations: the other side's address, even if their account is gone
-
-    @property
-    def id(self) -> int:
-        return self.conversation.pk
-
-    @property
-    def is_request(self) -> bool:
-        return self.participant.is_request
-
-    @property
-    def is_room(self) -> bool:
-        return self.conversation.kind == Conversation.Kind.ROOM
-
-    @property
-    def title(self) -> str:
-        if self.is_room:
-            return self.conversation.name
-        if self.peer is not None and self.peer.user is not None:
-            return self.peer.user.name
-        return self.peer_jid
-
-
-def conversations_for(user: User, *, limit: int | None = None) -> list[ConversationSummary]:
-    """The user's current conversations, most recent activity first, each with its last message and unread
-    count; conversations they left are not included, requests are (flagged). Three queries, whatever the count.
-    """
-    unread = (
-        Message.objects.filter(
-            conversation_id=OuterRef("conversation_id"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True
-        )
-        .exclude(sender_jid=user.jid)
-        .order_by()
-        .values("conversation_id")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    rows = (
-        Participant.objects.filter(user=user, left_at__isnull=True)
-        .select_related("conversation")
-        .annotate(
-            unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
-            activity=Coalesce("conversation__last_message_at", "conversation__created_at"),
-        )
-        .order_by("-activity", "-conversation_id")
-    )
-    mine = list(rows if limit is None else rows[:limit])
-    ids = [p.conversation_id for p in mine]
-    direct_ids = [p.conversation_id for p in mine if p.conversation.kind == Conversation.Kind.DIRECT]
-    # The newest message of each: its seq is the conversation's counter, so the unique index finds it.
-    last = {
-        m.conversation_id: m
-        for m in Message.objects.filter(conversation_id__in=ids, seq=F("conversation__last_seq")).select_related(
-            "sender"
-        )
-    }
-    peers = {
-        p.conversation_id: p
-        for p in Participant.objects.filter(conversation_id__in=direct_ids).exclude(user=user).select_related("user")
-    }
-    summaries = []
-    for p in mine:
-        conversation = p.conversation
-        peer_jid = ""
-        if conversation.kind == Conversation.Kind.DIRECT:
-            peer = peers.get(conversation.pk)
-            peer_jid = peer.jid if peer else _other_jid(conversation, user)
-        summaries.append(
-            ConversationSummary(
-                conversation=conversation,
-                participant=p,
-                last_message=last.get(conversation.pk),
-                unread=p.unread,
-                peer=peers.get(conversation.pk),
-                peer_jid=peer_jid,
-            )
-        )
-    return summaries
-
-
-def _other_jid(conversation: Conversation, user: User) -> str:
-    others = [jid for jid in (conversation.direct_key or "").split(" ") if jid and jid != user.jid]
-    return others[0] if others else ""
 
 
 def accept_conversation_request(user: User, conversation_id: int | str) -> Participant:
@@ -146,7 +48,7 @@ def accept_conversation_request(user: User, conversation_id: int | str) -> Parti
         if mine.is_request:
             mine.is_request = False
             mine.save(update_fields=["is_request"])
-            notify_users([user.pk], CONVERSATION_UPDATED, conversation=mine.conversation_id)
+            notify_users([user.pk], events.conversation_updated(mine.conversation_id))
     return mine
 
 
@@ -217,7 +119,7 @@ def create_room(user: User, name: str, topic: str = "", members: Sequence[str] =
                 *(Participant(conversation=room, jid=jid, user=person) for jid, person in people.items()),
             ]
         )
-        notify_users([user.pk, *(p.pk for p in people.values())], CONVERSATION_UPDATED, conversation=room.pk)
+        notify_users([user.pk, *(p.pk for p in people.values())], events.conversation_updated(room.pk))
     return room
 
 
@@ -253,7 +155,7 @@ def invite(owner: User, conversation_id: int | str, jid_text: str) -> Participan
             existing.joined_at = timezone.now()
             existing.save()
             added = existing
-        notify_users([*local_user_ids(members), person.pk], CONVERSATION_UPDATED, conversation=room.pk)
+        notify_users([*local_user_ids(members), person.pk], events.conversation_updated(room.pk))
     return added
 
 
@@ -268,8 +170,8 @@ def _depart(participant: Participant, remaining: list[Participant]) -> None:
             heir.role = Participant.Role.OWNER
             heir.save(update_fields=["role"])
     conversation_id = participant.conversation_id
-    notify_users(local_user_ids(remaining), CONVERSATION_UPDATED, conversation=conversation_id)
-    notify_users([participant.user_id], CONVERSATION_REMOVED, conversation=conversation_id)
+    notify_users(local_user_ids(remaining), events.conversation_updated(conversation_id))
+    notify_users([participant.user_id], events.conversation_removed(conversation_id))
 
 
 def leave(user: User, conversation_id: int | str) -> None:
@@ -301,7 +203,7 @@ def _update_room(owner: User, conversation_id: int | str, **fields: str) -> Conv
         for field, value in fields.items():
             setattr(room, field, value)
         room.save(update_fields=list(fields))
-        notify_users(local_user_ids(current_members(room)), CONVERSATION_UPDATED, conversation=room.pk)
+        notify_users(local_user_ids(current_members(room)), events.conversation_updated(room.pk))
     return room
 
 

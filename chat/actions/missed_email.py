@@ -61,10 +61,14 @@ def schedule_missed_message_email(user_ids: list[int], *, countdown: float | Non
     def schedule() -> None:
         from chat.tasks import send_missed_message_email  # the task module imports this one
 
+        # One pending task per user is enough: it sends whatever is due and schedules its own follow-up. The
+        # keys say which users have one, all checked in one round trip (Django's cache has no pipeline; its
+        # redis-py client does). A key may vanish (Redis restarted): a second task then finds nothing new.
+        pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
         for user_id in user_ids:
-            # One pending task per user is enough: it sends whatever is due and schedules its own follow-up.
-            # The key may vanish (Redis restarted): a second task then finds nothing new, as the database says.
-            if cache.add(_PENDING_KEY.format(user_id), 1, timeout=int(wait) + 60):
+            pipe.set(cache.make_and_validate_key(_PENDING_KEY.format(user_id)), 1, nx=True, ex=int(wait) + 60)
+        for user_id, fresh in zip(user_ids, pipe.execute(), strict=True):
+            if fresh:
                 send_missed_message_email.apply_async((user_id,), countdown=wait)
 
     # robust: a broker that cannot be reached must not turn a stored message into an error for its sender.

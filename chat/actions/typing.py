@@ -8,14 +8,14 @@ lost "paused" (a closed tab) cannot leave it stuck. Someone who chose not to sen
 
 from __future__ import annotations
 
+from accounts import events
 from accounts.events import notify_users
 from accounts.models import RosterItem, User
 from chat.actions.common import current_members, local_user_ids, membership
 from chat.actions.messages import direct_key
 from chat.models import Conversation, Participant
-from federation import outbox, stanzas
+from federation import outbox
 
-TYPING = "typing.update"
 TYPING_EXPIRES_SECONDS = 6.0
 
 
@@ -32,13 +32,12 @@ def set_typing(user: User, conversation_id: object, started: bool) -> bool:
     members = current_members(mine.conversation)
     others = [uid for uid in local_user_ids(members) if uid != user.pk]
     # Outside a transaction on_commit runs at once: no database write happens for typing.
-    notify_users(others, TYPING, conversation=mine.conversation_id, jid=user.jid, name=user.name, started=started)
-    # People on other servers (direct conversations only) get XEP-0085 composing/paused through the outbox:
-    # the one row typing writes, because everything we send another server is a row first (DESIGN.md).
+    notify_users(others, events.typing(mine.conversation_id, jid=user.jid, name=user.name, started=started))
+    # People on other servers (direct conversations only) get XEP-0085 composing/paused, sent at once if their
+    # server can be reached and otherwise forgotten: typing is never stored, here or in the outbox.
     remote = [p.jid for p in members if p.user_id is None]
     for jid in remote:
-        state = stanzas.chat_state(user.jid, jid, "composing" if started else "paused")
-        outbox.enqueue(state, recipient=jid)
+        outbox.chat_state(user.jid, jid, "composing" if started else "paused")
     return bool(others or remote)
 
 
@@ -62,5 +61,5 @@ def receive_chat_state(sender_jid: str, recipient: User, state: str) -> bool:
     nickname = RosterItem.objects.filter(owner=recipient, jid=sender_jid).values_list("name", flat=True).first()
     name = nickname or sender_jid.rpartition("@")[0] or sender_jid
     started = state == "composing"
-    notify_users([recipient.pk], TYPING, conversation=conversation_id, jid=sender_jid, name=name, started=started)
+    notify_users([recipient.pk], events.typing(conversation_id, jid=sender_jid, name=name, started=started))
     return True

@@ -9,6 +9,7 @@ import logging
 
 from allauth.account.adapter import get_adapter
 from allauth.core import ratelimit
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -23,13 +24,13 @@ from accounts.jid import parse_bare_jid
 from accounts.models import BlockedJid, User
 from accounts.roster import roster_view
 from accounts.tokens import issue_token, revoke_token, tokens_of
-from chat import actions
-from chat.actions.common import parse_seq
+from chat import actions, batching
+from chat.access import parse_seq
+from chat.actions.messages import SendRequest
 from chat.api import schemas as s
 from chat.api.auth import BearerAuth
 from chat.api.errors import DOMAIN_ERRORS, ApiError, BodyTooLarge, InvalidCredentials, describe
 from chat.errors import InvalidArgument, NoSuchMessage
-from chat.models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -224,19 +225,21 @@ def list_messages(
         rows = actions.messages_after(user, conversation_id, after_seq, limit=limit)
     else:
         rows = actions.messages_before(user, conversation_id, before_seq, limit=limit)
-    return s.MessagesOut(messages=[s.message_out(m, user) for m in rows])
+    return s.MessagesOut(messages=[s.message_out(m, user.jid) for m in rows])
 
 
 @api.post("/messages", response={200: s.MessageOut, 201: s.MessageOut, **LIMITED}, tags=["messages"])
-def post_message(request: HttpRequest, payload: s.MessageIn) -> Status[s.MessageOut]:
+async def post_message(request: HttpRequest, payload: s.MessageIn) -> Status[s.MessageOut]:
     """Send a message to a person (`to` = their JID) or a conversation (`to` = its id). 201 with the stored
     message; a retry with the same `client_id` is not stored again and gets 200 with the same message."""
     user = _user(request)
-    retried = Message.objects.filter(sender_jid=user.jid, client_id=payload.client_id).exists()
-    message = actions.send_message(
-        user, to=payload.to, body=payload.body, client_id=payload.client_id, reply_to_seq=payload.reply_to
-    )
-    return Status(200 if retried else 201, s.message_out(message, user))
+    # Async, so that concurrent sends of this process are stored together (chat.batching).
+    result = await batching.send(SendRequest(user, payload.to, payload.body, payload.client_id, payload.reply_to))
+    if isinstance(result, Exception):
+        raise result
+    if result.created:  # just stored: everything it shows is at hand
+        return Status(201, s.message_out(result.message, user.jid))
+    return Status(200, await database_sync_to_async(s.message_out)(result.message, user.jid))
 
 
 def _message(user: User, conversation_id: str, seq: str) -> s.MessageOut:
@@ -244,7 +247,7 @@ def _message(user: User, conversation_id: str, seq: str) -> s.MessageOut:
     page = actions.messages_after(user, conversation_id, max(number - 1, 0), limit=1)
     if not page or page[0].seq != number:
         raise NoSuchMessage(number)
-    return s.message_out(page[0], user)
+    return s.message_out(page[0], user.jid)
 
 
 @api.post("/conversations/{conversation_id}/read", response={200: s.MarkerOut, **ERRORS}, tags=["messages"])

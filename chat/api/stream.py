@@ -6,12 +6,13 @@ read, so a browser page on another site cannot open a stream as its signed-in vi
 the stream needs no Origin check.
 
 Delivery contract (chat.actions.messages, point 4, kept here on the client's behalf): the stream remembers
-the last seq it sent per conversation. Every `message.new` wake-up makes it send exactly the messages after
-that seq, read from the database (`messages_after`), so a lost wake-up is repaired by the next one and no
-message is sent twice. On connect it records where each conversation stands (sent to the client in the
-`ready` event) and sends what comes after; a client that holds older messages asks for the gap with
-`?since=<conversation>:<seq>,...` or a `{"type": "sync", "conversations": {"<id>": <seq>}}` frame, and
-gets the catch-up first.
+the last seq it sent per conversation (chat.cursor). A `message.new` event carries the message's JSON text,
+made once by the delivery step; the stream forwards it when it is the next seq, drops a duplicate, and on a
+gap first sends the stored messages it missed, read from the database (`messages_after`), so a lost push is
+repaired by the next one and no message is sent twice. On connect it records where each conversation stands
+(sent to the client in the `ready` event) and sends what comes after; a client that holds older messages
+asks for the gap with `?since=<conversation>:<seq>,...` or a `{"type": "sync", "conversations": {"<id>":
+<seq>}}` frame, and gets the catch-up first.
 
 Events sent: ready, message, message_updated (edited, deleted, reactions), receipt, typing, presence,
 contacts (the contact list changed: re-read GET /api/v1/contacts), conversation (joined, renamed, removed),
@@ -31,20 +32,21 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.actions.presence import Presence, close_session, heartbeat, open_session
+from accounts import heartbeats
+from accounts.actions.presence import Presence, close_session, open_session
 from accounts.events import UserGroupSocket, user_group
 from accounts.models import User
 from accounts.roster import roster_view
 from accounts.tokens import authenticate_token
-from chat import actions
-from chat.actions.common import conversation_pk, parse_seq
+from chat import actions, queries
+from chat.access import conversation_pk, membership, parse_seq
 from chat.actions.typing import set_typing
 from chat.api.auth import query_params, token_from_scope
 from chat.api.errors import DOMAIN_ERRORS, describe
-from chat.api.schemas import message_out, presence_out
+from chat.api.schemas import message_json, presence_out
+from chat.cursor import Cursor, Verdict
 from chat.errors import ChatError, InvalidArgument, NotFound
 from chat.models import Message, Participant
-from federation.outbox import hop
 
 logger = logging.getLogger(__name__)
 
@@ -81,22 +83,11 @@ def _baseline(user: User, pk: int, since: datetime) -> int | None:
     """For a conversation this stream did not know (a new one, or a room the user just joined): the seq of the
     last message stored before the stream connected, so everything newer is sent. None if not a member."""
     try:
-        actions.messages_after(user, pk, 0, limit=1)  # the membership check, nothing else
+        membership(user, pk)
     except NotFound:
         return None
     before = Message.objects.filter(conversation_id=pk, created_at__lt=since).order_by("-seq")
     return before.values_list("seq", flat=True).first() or 0
-
-
-def _hops(user: User, pk: int, seq: int) -> list[dict[str, str]] | None:
-    """Where each remote copy of message `seq` is (None when the user cannot see such a message)."""
-    page = actions.messages_after(user, pk, seq - 1, limit=1)  # the membership check, and the message
-    if not page or page[0].seq != seq:
-        return None
-    return [
-        {"recipient": h.recipient, "state": h.state, "domain": h.domain, "error": h.error, "text": h.text}
-        for h in hop(page[0])
-    ]
 
 
 def _presence_key(presence: Presence | None) -> tuple | None:
@@ -134,25 +125,28 @@ class ApiStream(UserGroupSocket):
         # by the catch-up or by its wake-up, never lost (the sent-seq map de-duplicates).
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
         since, problems = _parse_since(query_params(self.scope).get("since", ""))
-        self.sent: dict[int, int]
-        self.sent, unknown = await database_sync_to_async(_start_points)(self.user, since)
+        self.cursor = Cursor()
+        points, unknown = await database_sync_to_async(_start_points)(self.user, since)
+        for pk, seq in points.items():
+            self.cursor.follow(pk, seq)
         self.roster, self.presence = await database_sync_to_async(_roster_state)(self.user.pk)
         await self._send(
             {
                 "type": "ready",
                 "jid": self.user.jid,
-                "conversations": {str(pk): seq for pk, seq in sorted(self.sent.items())},
+                "conversations": {str(pk): seq for pk, seq in sorted(points.items())},
             }
         )
         for part in problems:
             await self._send_error("invalid_argument", f"Cannot catch up {part!r}: use <conversation>:<seq>.")
         for pk in unknown:
             await self._send_error("not_found", str(NotFound()), conversation=str(pk))
-        for pk in sorted(self.sent):
+        for pk in sorted(points):
             await self._deliver(pk)
         # The stream is a connected client like a browser tab: while it is open the user is online.
         self.resource = f"api-{secrets.token_hex(10)}"
         await database_sync_to_async(open_session)(self.user, self.resource)
+        heartbeats.for_loop().keep(self.resource, self._reopen_session)
         self.keepalive = asyncio.ensure_future(self._keep_alive())
 
     async def disconnect(self, code: int) -> None:
@@ -164,11 +158,12 @@ class ApiStream(UserGroupSocket):
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keepalive
+            heartbeats.for_loop().drop(self.resource)
             await database_sync_to_async(close_session)(self.resource)
 
     async def _keep_alive(self) -> None:
-        """Refresh the presence session as a browser tab does, and end the stream once its token is revoked
-        or its user deactivated (checked on the same beat)."""
+        """End the stream once its token is revoked or its user deactivated (checked on the presence beat; the
+        presence session itself is refreshed with the process's others, accounts.heartbeats)."""
         while True:
             await asyncio.sleep(settings.IMWEB_PRESENCE_HEARTBEAT_SECONDS)
             try:
@@ -176,10 +171,11 @@ class ApiStream(UserGroupSocket):
                     await self._send_error("unauthenticated", "This token was revoked.")
                     await self.close(code=CLOSE_UNAUTHENTICATED)
                     return
-                if not await database_sync_to_async(heartbeat)(self.resource):  # swept: come back online
-                    await database_sync_to_async(open_session)(self.user, self.resource)
             except Exception:
                 logger.exception("API stream keep-alive failed for %s", self.resource)
+
+    async def _reopen_session(self) -> None:
+        await database_sync_to_async(open_session)(self.user, self.resource)
 
     # --- Sending ------------------------------------------------------------------------------------------
 
@@ -195,99 +191,75 @@ class ApiStream(UserGroupSocket):
     @database_sync_to_async
     def _page(self, pk: int, after: int) -> list[dict]:
         assert self.user is not None
-        return [
-            message_out(m, self.user).model_dump(mode="json")
-            for m in actions.messages_after(self.user, pk, after, PAGE)
-        ]
+        return [message_json(m, self.user.jid) for m in queries.messages_after(self.user, pk, after, PAGE)]
 
     async def _deliver(self, pk: int) -> None:
-        """Send every message of conversation `pk` after the last one this stream sent, page by page."""
+        """Send every stored message of conversation `pk` after the last one this stream sent, page by page."""
         while True:
-            after = self.sent.get(pk)
+            after = self.cursor.last(pk)
             if after is None:
                 return
             try:
                 page = await self._page(pk, after)
             except NotFound:  # the user left or was removed meanwhile
-                self.sent.pop(pk, None)
+                self.cursor.forget(pk)
                 return
             for message in page:
                 await self._send({"type": "message", "conversation": pk, "seq": message["seq"], "message": message})
-                self.sent[pk] = message["seq"]
+                self.cursor.advance(pk, message["seq"])
             if len(page) < PAGE:
                 return
 
-    async def _know(self, pk: object) -> int | None:
-        """The conversation id of an event, registered with its baseline when it is new to this stream."""
+    async def _know(self, pk: object, seq: int | None = None) -> int | None:
+        """The conversation id of an event, followed from its baseline when it is new to this stream (a first
+        message, seq 1, needs no look-up)."""
         if not isinstance(pk, int):
             return None
-        if pk not in self.sent:
+        if not self.cursor.follows(pk):
+            if seq == 1:
+                self.cursor.follow(pk, 0)
+                return pk
             baseline = await database_sync_to_async(_baseline)(self.user, pk, self.connected_at)
             if baseline is None:
                 return None
-            self.sent[pk] = baseline
+            self.cursor.follow(pk, baseline)
         return pk
 
-    # --- Events from the user's group ---------------------------------------------------------------------
+    # --- Events from the user's group (accounts.events) ---------------------------------------------------
 
     async def message_new(self, event: dict) -> None:
-        pk = await self._know(event.get("conversation"))
-        if pk is not None:
+        seq = event.get("seq")
+        pk = await self._know(event.get("conversation"), seq)
+        if pk is None or not isinstance(seq, int):
+            return
+        verdict = self.cursor.offer(pk, seq)
+        if verdict is Verdict.FORWARD:
+            await self.send(text_data=event["api"])
+            self.cursor.advance(pk, seq)
+        elif verdict is Verdict.GAP:
             await self._deliver(pk)
 
-    # A message in a conversation waiting in the user's Requests: a bot sees it like any other.
-    conversation_request = message_new
-
-    async def _changed(self, event: dict, change: str) -> None:
-        pk, seq = event.get("conversation"), event.get("seq")
-        if not isinstance(pk, int) or not isinstance(seq, int) or pk not in self.sent:
-            return
-        try:
-            page = await self._page(pk, seq - 1)
-        except NotFound:
-            return
-        if page and page[0]["seq"] == seq:
-            await self._send(
-                {"type": "message_updated", "change": change, "conversation": pk, "seq": seq, "message": page[0]}
-            )
-
-    async def message_edited(self, event: dict) -> None:
-        await self._changed(event, "edited")
-
-    async def message_deleted(self, event: dict) -> None:
-        await self._changed(event, "deleted")
-
-    async def message_reactions(self, event: dict) -> None:
-        await self._changed(event, "reactions")
+    async def message_changed(self, event: dict) -> None:
+        pk = event.get("conversation")
+        if isinstance(pk, int) and self.cursor.follows(pk):
+            await self.send(text_data=event["api"])
 
     async def message_status(self, event: dict) -> None:
         """A remote hop of one of the user's messages changed (handed over, failed): where each copy is now."""
         pk, seq = event.get("conversation"), event.get("seq")
-        if not isinstance(pk, int) or not isinstance(seq, int) or pk not in self.sent:
-            return
-        try:
-            hops = await database_sync_to_async(_hops)(self.user, pk, seq)
-        except NotFound:
-            return
-        if hops is not None:
-            await self._send({"type": "status", "conversation": pk, "seq": seq, "hops": hops})
+        if isinstance(pk, int) and self.cursor.follows(pk):
+            await self._send({"type": "status", "conversation": pk, "seq": seq, "hops": event.get("hops", [])})
 
-    async def _receipt(self, event: dict, kind: str) -> None:
+    async def receipt(self, event: dict) -> None:
         await self._send(
             {
                 "type": "receipt",
-                "kind": kind,
+                "kind": event.get("kind"),
                 "conversation": event.get("conversation"),
                 "seq": event.get("seq"),
                 "jid": event.get("jid"),
             }
         )
-
-    async def receipt_read(self, event: dict) -> None:
-        await self._receipt(event, "read")
-
-    async def receipt_delivered(self, event: dict) -> None:
-        await self._receipt(event, "delivered")
 
     async def typing_update(self, event: dict) -> None:
         if event.get("jid") == self.user.jid:
@@ -310,7 +282,7 @@ class ApiStream(UserGroupSocket):
     async def conversation_removed(self, event: dict) -> None:
         pk = event.get("conversation")
         if isinstance(pk, int):
-            self.sent.pop(pk, None)
+            self.cursor.forget(pk)
             await self._send({"type": "conversation", "change": "removed", "conversation": pk})
 
     async def roster_changed(self, event: dict) -> None:
@@ -383,13 +355,13 @@ class ApiStream(UserGroupSocket):
             try:
                 pk = conversation_pk(key)
                 after = parse_seq(seq, "seq")
-                await database_sync_to_async(actions.messages_after)(self.user, pk, after, 1)  # membership
+                await database_sync_to_async(membership)(self.user, pk)
             except ChatError as exc:
                 error = describe(exc)
                 await self._send_error(error.code, error.message, ref, conversation=str(key)[:40])
                 continue
             # Rewind to what the client holds, then send everything after it (de-duplicated by seq from then on).
-            self.sent[pk] = after
+            self.cursor.follow(pk, after)
             await self._deliver(pk)
         await self._send({"type": "synced", **({"ref": ref} if ref is not None else {})})
 

@@ -176,6 +176,52 @@
     }
   }
 
+  // Pushes are rendered once for everyone (chat/delivery.py): the viewer's own messages and reactions are
+  // marked here, from the page's own address.
+  var me = app.getAttribute("data-me");
+
+  function markMine(root) {
+    var messages = root.matches && root.matches(".message") ? [root] : root.querySelectorAll(".message");
+    Array.prototype.forEach.call(messages, function (message) {
+      message.classList.toggle("message--mine", message.getAttribute("data-sender") === me);
+    });
+    Array.prototype.forEach.call(root.querySelectorAll(".chip[data-jids]"), function (chip) {
+      var mine = chip.getAttribute("data-jids").split(" ").indexOf(me) !== -1;
+      chip.classList.toggle("chip--mine", mine);
+      chip.setAttribute("aria-pressed", mine ? "true" : "false");
+    });
+  }
+
+  function placeRow(row, existing) {
+    var section = row.getAttribute("data-request") === "1" ? "convlist-requests" : "convlist-chats";
+    var target = document.getElementById(section);
+    if (!target) {
+      row.remove();
+      return;
+    }
+    if (existing) {
+      existing.replaceWith(row);
+    }
+    if (!existing || row.parentNode !== target || row.hasAttribute("data-bump")) {
+      target.insertBefore(row, target.firstElementChild);
+    }
+    row.removeAttribute("data-bump");
+    var empty = target.querySelector(".convlist__empty");
+    if (empty) {
+      empty.remove();
+    }
+    var requests = document.getElementById("convlist-requests");
+    var folder = document.getElementById("convlist-requests-section");
+    var count = document.getElementById("convlist-requests-count");
+    if (requests && folder) {
+      var waiting = requests.querySelectorAll(".convrow").length;
+      folder.hidden = waiting === 0;
+      if (count) {
+        count.textContent = String(waiting);
+      }
+    }
+  }
+
   function processInbox() {
     if (!inbox || !inbox.firstElementChild) {
       return;
@@ -185,18 +231,25 @@
     var mineArrived = false;
     Array.prototype.slice.call(inbox.children).forEach(function (node) {
       var existing = node.id ? document.getElementById(node.id) : null;
-      if (existing && existing !== node) {
+      if (existing === node) {
+        existing = null;
+      }
+      if (node.classList.contains("convrow")) {
+        placeRow(node, existing);
+      } else if (existing) {
         if (existing.querySelector("#react-picker")) {
           pickerHome(); // the picker was open on this message: keep it for the next one
         }
-        existing.replaceWith(node); // an edit, a deletion, reactions or a status: same id, new content
+        markMine(node);
+        existing.replaceWith(node); // an edit, a deletion, reactions, a status or a count: same id, new content
       } else if (node.classList.contains("message")) {
         // New messages only: a change to a message this tab never loaded has nowhere to go.
         var isNew = parseInt(node.getAttribute("data-seq"), 10) > maxSeq();
         if (list && String(openId) === node.getAttribute("data-conversation") && atNewest() && isNew) {
           removePending(node.getAttribute("data-client-id"));
+          markMine(node);
           insertBySeq(node);
-          if (node.getAttribute("data-sender") === app.getAttribute("data-me")) {
+          if (node.getAttribute("data-sender") === me) {
             mineArrived = true;
           } else {
             fromOthers = Math.max(fromOthers, parseInt(node.getAttribute("data-seq"), 10));
@@ -255,11 +308,15 @@
     if (!conversations) {
       return;
     }
-    // The total is summed from the rows (not the list's data-unread-total): a new message in the conversation
-    // already on top replaces only its row.
+    // Each row carries its own unread badge (pushed with the row, or alone when a read elsewhere moved it).
     var total = 0;
-    conversations.querySelectorAll('.convrow[data-request="0"]').forEach(function (row) {
-      total += parseInt(row.getAttribute("data-unread"), 10) || 0;
+    conversations.querySelectorAll(".convrow").forEach(function (row) {
+      var badge = row.querySelector(".convrow__unread");
+      var unread = badge ? parseInt(badge.getAttribute("data-unread"), 10) || 0 : 0;
+      row.classList.toggle("convrow--unread", unread > 0);
+      if (row.getAttribute("data-request") === "0") {
+        total += unread;
+      }
     });
     document.title = (total ? "(" + total + ") " : "") + "imweb";
     ["tab-unread", "topbar-unread"].forEach(function (id) {
@@ -566,6 +623,7 @@
   }
 
   // -- First paint ------------------------------------------------------------------------------------------
+  markMine(document);
   refreshList(true);
   var target = pane && pane.getAttribute("data-highlight");
   if (target && document.getElementById(target)) {

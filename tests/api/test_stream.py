@@ -177,21 +177,21 @@ async def next_messages(socket: WebsocketCommunicator, count: int) -> list[tuple
 def test_a_dropped_wake_up_is_repaired_by_the_next_and_nothing_is_duplicated(friends, token, monkeypatch):
     alice, bob = friends
     conversation = send(bob, alice.jid, "one").conversation_id
-    real_send_all = events._send_all
+    real_send = events._send
 
-    async def dropped(user_ids, event) -> None:
+    async def dropped(batch) -> None:
         return None
 
     async def scenario():
         socket, ready = await open_stream(token)
         assert ready["conversations"] == {str(conversation): 1}
         # The realtime layer loses the wake-ups of two messages...
-        monkeypatch.setattr(events, "_send_all", dropped)
+        monkeypatch.setattr(events, "_send", dropped)
         await asend(bob, conversation, "two")
         await asend(bob, conversation, "three")
         assert await messages_until_pong(socket) == []
         # ...the next wake-up brings all three, once each, in order.
-        monkeypatch.setattr(events, "_send_all", real_send_all)
+        monkeypatch.setattr(events, "_send", real_send)
         await asend(bob, conversation, "four")
         assert await next_messages(socket, 3) == [(2, "two"), (3, "three"), (4, "four")]
         # A repeated wake-up sends nothing again.

@@ -66,10 +66,10 @@ def test_home_has_the_three_panes_and_lists_conversations_with_unread_counts(ali
     page = client_for(bob).get("/").content.decode()
 
     assert 'id="conversations"' in page and 'id="roster"' in page and 'id="pane"' in page
-    assert f'data-conversation="{chat.pk}" data-unread="0"' in page  # Bob wrote last: nothing unread
+    assert f'id="unread-{chat.pk}" class="convrow__unread badge" data-unread="0"' in page  # Bob wrote last
     send(alice, chat.pk, "one more <b>bold</b>")
     page = client_for(bob).get("/").content.decode()
-    assert f'data-conversation="{chat.pk}" data-unread="1"' in page
+    assert f'id="unread-{chat.pk}" class="convrow__unread badge" data-unread="1"' in page
     assert "one more &lt;b&gt;bold&lt;/b&gt;" in page  # the preview is escaped
     assert "<title>(1) imweb</title>" in page
 

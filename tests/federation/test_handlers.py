@@ -354,11 +354,12 @@ def typing_events(monkeypatch):
     """Typing events published to users' groups, as (user ids, event) (recorded where they leave the process)."""
     seen = []
 
-    async def record(user_ids, event):
-        if event["type"] == "typing.update":
-            seen.append((set(user_ids), event))
+    async def record(batch):
+        for user_id, event in batch:
+            if event["type"] == "typing.update":
+                seen.append(({user_id}, event))
 
-    monkeypatch.setattr("accounts.events._send_all", record)
+    monkeypatch.setattr("accounts.events._send", record)
     return seen
 
 
@@ -386,16 +387,23 @@ def test_a_stranger_s_typing_is_not_shown(me, typing_events, django_capture_on_c
 
 
 @pytest.mark.parametrize("send_typing", [True, False], ids=["typing on", "typing off"])
-def test_our_typing_goes_to_the_remote_person_unless_turned_off(me, send_typing):
+def test_our_typing_goes_to_the_remote_person_unless_turned_off_and_is_never_stored(
+    me, send_typing, monkeypatch, django_capture_on_commit_callbacks
+):
     make_contacts(me)
     message = chat_actions.send_message(me, to=ROMEO, body="Romeo?", client_id=uuid.uuid4())
     me.send_typing = send_typing
     me.save()
+    handed: list[dict[str, str]] = []  # what went to the federation process
+    monkeypatch.setattr("federation.outbox.publish", handed.append)
 
-    set_typing(me, message.conversation_id, True)
-    set_typing(me, message.conversation_id, False)
+    with django_capture_on_commit_callbacks(execute=True):
+        set_typing(me, message.conversation_id, True)
+        set_typing(me, message.conversation_id, False)
 
-    states = [[etree.QName(child).localname for child in element] for element in sent("chatstate")]
+    assert sent("chatstate") == []  # typing is ephemeral: never an outbox row
+    assert all(event["type"] == "federation.ephemeral" and event["domain"] == REMOTE for event in handed)
+    states = [[etree.QName(child).localname for child in etree.fromstring(e["stanza"])] for e in handed]
     assert states == ([["composing", "no-store"], ["paused", "no-store"]] if send_typing else [])
 
 
