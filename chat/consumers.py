@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -26,7 +25,7 @@ from accounts.contacts_views import render_contacts
 from accounts.events import UserGroupSocket, user_group
 from accounts.models import User
 from chat import actions as chat
-from chat import batching, fragments, queries
+from chat import batching, fragments, frames, queries
 from chat.access import membership, parse_seq
 from chat.actions.messages import SendRequest, Sent
 from chat.actions.typing import TYPING_EXPIRES_SECONDS
@@ -131,16 +130,17 @@ class UserSocket(UserGroupSocket):
     # --- Frames from the tab ------------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        if len(raw.encode()) > MAX_FRAME_BYTES:
-            await self.send(text_data=fragments.error(f"That was too large (over {MAX_FRAME_BYTES // 1024} KB)."))
-            return
         try:
-            frame = json.loads(raw)
-            kind = frame["type"]
-        except (ValueError, KeyError, TypeError):
-            await self.send(text_data=fragments.error("The server did not understand that request."))
+            frame = frames.decode(text_data, bytes_data, MAX_FRAME_BYTES)
+        except frames.FrameError as exc:
+            text = (
+                f"That was too large (over {MAX_FRAME_BYTES // 1024} KB)."
+                if exc.code == "frame_too_large"
+                else "The server did not understand that request."
+            )
+            await self.send(text_data=fragments.error(text))
             return
+        kind = frame["type"]
         if kind in ("presence.idle", "presence.active"):
             await database_sync_to_async(actions.set_session_idle)(self.resource, kind == "presence.idle")
         elif kind == "sync":

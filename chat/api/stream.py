@@ -38,7 +38,7 @@ from accounts.events import UserGroupSocket, user_group
 from accounts.models import User
 from accounts.roster import roster_view
 from accounts.tokens import authenticate_token
-from chat import actions, queries
+from chat import actions, frames, queries
 from chat.access import conversation_pk, membership, parse_seq
 from chat.actions.typing import set_typing
 from chat.api.auth import query_params, token_from_scope
@@ -309,17 +309,10 @@ class ApiStream(UserGroupSocket):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user is None:
             return
-        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
-        if len(raw.encode()) > MAX_FRAME_BYTES:
-            await self._send_error("frame_too_large", f"Frames can be at most {MAX_FRAME_BYTES // 1024} KB.")
-            return
         try:
-            frame = json.loads(raw)
-        except ValueError:
-            await self._send_error("invalid_frame", "A frame must be a JSON object.")
-            return
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self._send_error("invalid_frame", 'A frame must be a JSON object with a "type".')
+            frame = frames.decode(text_data, bytes_data, MAX_FRAME_BYTES)
+        except frames.FrameError as exc:
+            await self._send_error(exc.code, str(exc))
             return
         ref = frame.get("ref")
         if ref is not None and not (isinstance(ref, (str, int)) and len(str(ref)) <= 64):
