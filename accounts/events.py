@@ -25,6 +25,7 @@ from asgiref.sync import async_to_sync
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -192,8 +193,30 @@ async def _drain() -> None:
 
 async def _send(batch: list[tuple[int, Event]]) -> None:
     layer = get_channel_layer()
+    if isinstance(layer, RedisPubSubChannelLayer):
+        await _publish_pipelined(layer, batch)
+        return
     for user_id, event in batch:
         await layer.group_send(user_group(user_id), event)
+
+
+async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[int, Event]]) -> None:
+    """What `group_send` does for each event (serialise, PUBLISH to the group's channel), with every PUBLISH of
+    the batch in one pipeline per Redis shard instead of one round trip each (a commit of 100 messages is 200
+    publishes). It uses channels_redis's own naming, sharding, serialiser and connection (pinned 4.3.0: see
+    requirements.txt), so subscribers cannot tell the difference."""
+    inner = layer._get_layer()
+    by_shard: dict[object, list[tuple[str, bytes]]] = {}
+    for user_id, event in batch:
+        channel = inner._get_group_channel_name(user_group(user_id))
+        by_shard.setdefault(inner._get_shard(channel), []).append((channel, layer.serialize(event)))
+    for shard, messages in by_shard.items():
+        async with shard._lock:
+            shard._ensure_redis()
+            pipe = shard._redis.pipeline(transaction=False)
+            for channel, data in messages:
+                pipe.publish(channel, data)
+            await pipe.execute()
 
 
 class UserGroupSocket(AsyncWebsocketConsumer):
