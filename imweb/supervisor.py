@@ -1,14 +1,33 @@
-"""The single-machine launcher behind `make run`: starts every imweb process, prefixes their logs, stops them by PID.
+"""The single-machine launcher behind `make run`: starts every imweb process, keeps them running, prefixes their
+logs, and stops them all by PID.
 
-Order: the embedded Valkey (only when REDIS_URL is unset), database migrations, then the web process (Daphne),
-the Celery worker (with beat) and the federation listener. If any of them exits, the rest are stopped and the
-supervisor exits non-zero, so a half-running service never pretends to be whole. Ctrl-C or SIGTERM stops all.
+Order: the embedded Valkey (only when REDIS_URL is unset), database migrations, then the web processes (Daphne
+on one listening socket the supervisor binds), the Celery worker, Celery beat and the federation process. A child
+that dies, however it dies, is started again on its own, after 1 s, then 2, 4 ... at most 30 s while it keeps
+dying young; the others go on serving (chat without federation, federation catching up from its outbox after).
+Ctrl-C or SIGTERM stops everything within STOP_GRACE_SECONDS.
+
+Children die with the supervisor: each is started with the kernel's parent-death signal (PR_SET_PDEATHSIG), and
+its whole process group is killed when it exits or is stopped, so a Celery worker's pool cannot outlive it. If
+the supervisor itself was killed (SIGKILL), the next start finds its record (IMWEB_VAR_DIR/supervisor.json) and
+stops what is left of the old instance before starting; a supervisor that is alive is refused, with its PID.
+
+The same record holds each child's state (running, restarting, stopped; PID, since when, restarts), which
+`/healthz` reports.
+
+Why not supervisord or another manager: the web processes share one listening socket that must stay open while
+one of them restarts, children must die with their parent, and every line must keep its process's name; each of
+those would need a wrapper around a general manager, and this file is the whole of it. Production deployments
+use systemd instead (deploy/).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
+import json
 import os
 import shutil
 import signal
@@ -22,11 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-STOP_GRACE_SECONDS = 10.0
+STOP_GRACE_SECONDS = 8.0
 READY_TIMEOUT_SECONDS = 90.0
 # Connections the kernel holds for the web processes before they accept them (Twisted's own default is 50: a
 # reconnect storm after a restart overflowed it). Linux caps it at net.core.somaxconn (4096 by default).
 LISTEN_BACKLOG = 4096
+# A child that ran this long before dying is restarted after the shortest wait again.
+HEALTHY_AFTER_SECONDS = 30.0
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+RECORD_NAME = "supervisor.json"
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -36,11 +61,24 @@ class Child:
     pass_fds: tuple[int, ...] = ()
     process: asyncio.subprocess.Process | None = None
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
+    state: str = "starting"
+    since: float = field(default_factory=time.time)
+    started: float = 0.0
+    restarts: int = 0
+
+    def record(self) -> dict[str, object]:
+        pid = self.process.pid if self.process is not None else None
+        return {"pid": pid, "state": self.state, "since": self.since, "restarts": self.restarts}
 
 
 def log(name: str, line: str) -> None:
     sys.stdout.write(f"{name:<10}| {line}\n")
     sys.stdout.flush()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 async def pump_output(name: str, stream: asyncio.StreamReader) -> None:
@@ -52,7 +90,8 @@ async def pump_output(name: str, stream: asyncio.StreamReader) -> None:
 
 
 async def start(child: Child, env: dict[str, str]) -> None:
-    # A new session per child: the terminal's Ctrl-C reaches only the supervisor, which stops children in order.
+    # A new session per child: the terminal's Ctrl-C reaches only the supervisor, which stops children in order,
+    # and the child's whole group (its own children) can be signalled at once.
     child.process = await asyncio.create_subprocess_exec(
         *child.argv,
         cwd=BASE_DIR,
@@ -63,31 +102,93 @@ async def start(child: Child, env: dict[str, str]) -> None:
         start_new_session=True,
         limit=1024 * 1024,
         pass_fds=child.pass_fds,
+        preexec_fn=_die_with_parent,
     )
     assert child.process.stdout is not None
     child.pump = asyncio.ensure_future(pump_output(child.name, child.process.stdout))
+    child.started = time.monotonic()
+    child.state, child.since = "running", time.time()
     log("supervisor", f"started {child.name} (pid {child.process.pid}): {' '.join(child.argv)}")
 
 
-async def stop(children: list[Child]) -> None:
-    """Stop running children one at a time, last started first (so Valkey outlives its clients).
+def kill_group(child: Child) -> None:
+    """SIGKILL whatever is left of the child's process group (the child leads it: start_new_session)."""
+    if child.process is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, signal.SIGKILL)
 
-    Each gets SIGTERM, then SIGKILL if it outlives the grace period.
-    """
-    for child in reversed(children):
-        if child.process is None or child.process.returncode is not None:
-            continue
-        log("supervisor", f"stopping {child.name} (pid {child.process.pid})")
-        child.process.send_signal(signal.SIGTERM)
+
+async def finish_pump(child: Child) -> None:
+    """Let the log pump read what is left; it ends once nobody holds the pipe (kill_group saw to that)."""
+    if child.pump is not None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(child.pump, 2.0)
+
+
+async def stop_child(child: Child) -> None:
+    """SIGTERM to the child's group, SIGKILL after the grace period; then the rest of the group."""
+    process = child.process
+    if process is None:
+        return
+    if process.returncode is None:
+        log("supervisor", f"stopping {child.name} (pid {process.pid})")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(child.process.wait(), STOP_GRACE_SECONDS)
+            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
         except TimeoutError:
-            log("supervisor", f"{child.name} did not stop in {STOP_GRACE_SECONDS:.0f}s; killing {child.process.pid}")
-            child.process.kill()
-            await child.process.wait()
-    for child in children:
-        if child.pump is not None:
-            await child.pump
+            log("supervisor", f"{child.name} did not stop in {STOP_GRACE_SECONDS:.0f}s; killing {process.pid}")
+    kill_group(child)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), 2.0)
+    await finish_pump(child)
+    child.state, child.since = "stopped", time.time()
+
+
+async def stop(children: list[Child]) -> None:
+    """Stop the children, all but Valkey at once and then Valkey, so its clients go first."""
+    last = [child for child in children if child.name == "valkey"]
+    await asyncio.gather(*(stop_child(child) for child in children if child not in last))
+    for child in last:
+        await stop_child(child)
+
+
+async def keep(child: Child, env: dict[str, str], stopping: asyncio.Event, changed: Callable[[], None]) -> None:
+    """Run `child` until the supervisor stops: start it, and whenever it exits start it again, with backoff."""
+    backoff = FIRST_BACKOFF_SECONDS
+    while not stopping.is_set():
+        if child.process is None or child.process.returncode is not None:
+            await start(child, env)
+            changed()
+        assert child.process is not None
+        waiter = asyncio.ensure_future(child.process.wait())
+        stop_wait = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait([waiter, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if stopping.is_set():
+            waiter.cancel()
+            return
+        code = child.process.returncode
+        kill_group(child)
+        await finish_pump(child)
+        lived = time.monotonic() - child.started
+        backoff = FIRST_BACKOFF_SECONDS if lived >= HEALTHY_AFTER_SECONDS else backoff
+        child.state, child.since, child.restarts = "restarting", time.time(), child.restarts + 1
+        changed()
+        log("supervisor", f"{child.name} exited with code {code} after {lived:.0f}s; starting again in {backoff:.0f}s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+
+async def run_once(name: str, argv: list[str], env: dict[str, str]) -> int:
+    child = Child(name, argv)
+    await start(child, env)
+    assert child.process is not None
+    code = await child.process.wait()
+    kill_group(child)
+    await finish_pump(child)
+    return code
 
 
 def listen(bind: str, port: int) -> socket.socket:
@@ -110,15 +211,6 @@ def web_children(bind: str, port: int, processes: int) -> tuple[list[Child], soc
     argv = [daphne, "--fd", str(fd), "--proxy-headers", "imweb.asgi:application"]
     names = ["web"] if processes == 1 else [f"web{n}" for n in range(1, processes + 1)]
     return [Child(name, argv, pass_fds=(fd,)) for name in names], listener
-
-
-async def run_once(name: str, argv: list[str], env: dict[str, str]) -> int:
-    child = Child(name, argv)
-    await start(child, env)
-    assert child.process is not None and child.pump is not None
-    code = await child.process.wait()
-    await child.pump
-    return code
 
 
 def ping_valkey(socket_path: Path) -> bool:
@@ -185,12 +277,87 @@ def valkey_child(socket_path: Path, var_dir: Path) -> Child:
     )  # fmt: skip
 
 
+# --- The record of this instance (IMWEB_VAR_DIR/supervisor.json) --------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _group_is_ours(pgid: int, var_dir: Path) -> bool:
+    """Whether the process group `pgid` still has a member started for this var dir (PIDs get reused)."""
+    marker = f"IMWEB_VAR_DIR={var_dir}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) == pgid and marker in (entry / "environ").read_bytes().split(b"\0"):
+                return True
+        except (OSError, ProcessLookupError):
+            continue
+    return False
+
+
+def take_over(record_path: Path, var_dir: Path) -> None:
+    """Refuse to start beside a live supervisor of this var dir; stop what a killed one left behind."""
+    try:
+        record = json.loads(record_path.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    pid = int(record.get("pid") or 0)
+    if pid and pid != os.getpid() and _alive(pid):
+        raise SystemExit(
+            f"supervisor: another imweb is already running with {var_dir} (supervisor pid {pid}); "
+            "stop it first or set IMWEB_VAR_DIR"
+        )
+    for name, child in (record.get("children") or {}).items():
+        pgid = int(child.get("pid") or 0)
+        if pgid and _group_is_ours(pgid, var_dir):
+            log("supervisor", f"stopping {name} (pid {pgid}) left by a supervisor that was killed")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+def write_record(record_path: Path, children: list[Child], *, stopped: bool = False) -> None:
+    record = {
+        "pid": None if stopped else os.getpid(),
+        "updated": time.time(),
+        "children": {child.name: child.record() for child in children},
+    }
+    temporary = record_path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record))
+    temporary.replace(record_path)
+
+
+def read_record(var_dir: Path) -> dict[str, object] | None:
+    """The supervisor's record for `/healthz`: None when no supervisor runs this var dir (scaled mode)."""
+    try:
+        record = json.loads((var_dir / RECORD_NAME).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    pid = record.get("pid")
+    return record if isinstance(pid, int) and _alive(pid) else None
+
+
+# --- Running ----------------------------------------------------------------------------------------------
+
+
 async def main_async(args: argparse.Namespace) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imweb.settings")
     from django.conf import settings
 
+    var_dir = Path(settings.VAR_DIR)
+    record_path = var_dir / RECORD_NAME
+    take_over(record_path, var_dir)
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env["IMWEB_VAR_DIR"] = str(var_dir)  # what take_over recognises the children by
     python = sys.executable
     children: list[Child] = []
 
@@ -199,18 +366,23 @@ async def main_async(args: argparse.Namespace) -> int:
         socket_path = Path(settings.EMBEDDED_REDIS_SOCKET)
         if ping_valkey(socket_path):
             raise SystemExit(
-                f"supervisor: another imweb is already running with {settings.VAR_DIR} (its Valkey answers on "
+                f"supervisor: another imweb is already running with {var_dir} (its Valkey answers on "
                 f"{socket_path}); stop it first or set IMWEB_VAR_DIR"
             )
-        children.append(valkey_child(socket_path, Path(settings.VAR_DIR)))
+        children.append(valkey_child(socket_path, var_dir))
 
     listener: socket.socket | None = None
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    keepers: list[asyncio.Task[None]] = []
+
+    def changed() -> None:
+        write_record(record_path, children)
 
     try:
+        write_record(record_path, children)
         if embedded_redis:
             await start(children[0], env)
             await wait_until(lambda: ping_valkey(socket_path), 20, "the embedded Valkey")
@@ -222,42 +394,38 @@ async def main_async(args: argparse.Namespace) -> int:
 
         bind = settings.IMWEB_BIND
         port = str(settings.PORT)
-        worker_argv = [
-            venv_tool("celery"), "-A", "imweb", "worker", "--beat",
-            "--loglevel", "INFO",
-            "--concurrency", str(args.worker_concurrency),
-            "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
-        ]  # fmt: skip
         web, listener = web_children(bind, int(port), args.web_processes)
-        children += [*web, Child("worker", worker_argv)]
-        if (BASE_DIR / "federation" / "management" / "commands" / "runfederation.py").exists():
-            children.append(Child("federation", [python, "manage.py", "runfederation"]))
-        for child in children:
-            if child.process is None:
-                await start(child, env)
+        worker = [
+            venv_tool("celery"), "-A", "imweb", "worker", "--loglevel", "INFO",
+            "--concurrency", str(args.worker_concurrency),
+        ]  # fmt: skip
+        beat = [
+            venv_tool("celery"), "-A", "imweb", "beat", "--loglevel", "INFO",
+            "--schedule", str(var_dir / "celerybeat-schedule"),
+        ]  # fmt: skip
+        children += [*web, Child("worker", worker), Child("beat", beat)]
+        children.append(Child("federation", [python, "manage.py", "runfederation"]))
+        keepers = [asyncio.ensure_future(keep(child, env, stopping, changed)) for child in children]
 
         host = "127.0.0.1" if bind in {"0.0.0.0", "::", ""} else bind  # noqa: S104  (a comparison, not a bind)
         url = f"http://{host}:{port}/"
-        exits = [asyncio.ensure_future(c.process.wait()) for c in children if c.process is not None]
         stop_wait = asyncio.ensure_future(stopping.wait())
         ready = asyncio.ensure_future(wait_ready(url + "healthz"))
-        done, _ = await asyncio.wait([*exits, stop_wait, ready], return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait([stop_wait, ready], return_when=asyncio.FIRST_COMPLETED)
         if ready in done and ready.result():
             log("supervisor", f"imweb is running at {url}  (Ctrl-C stops everything)")
             log("supervisor", f"create the first admin with: {_shown(python)} manage.py createsuperuser")
-            done, _ = await asyncio.wait([*exits, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        await stopping.wait()
         ready.cancel()
-        if stop_wait in done:
-            log("supervisor", "stopping on request")
-            return 0
-        for child in children:
-            if child.process is not None and child.process.returncode is not None:
-                log("supervisor", f"{child.name} exited with code {child.process.returncode}; stopping the rest")
-        return 1
+        log("supervisor", "stopping on request")
+        return 0
     finally:
+        stopping.set()
+        await asyncio.gather(*keepers, return_exceptions=True)
         await stop(children)
         if listener is not None:
             listener.close()
+        write_record(record_path, children, stopped=True)
         log("supervisor", "all processes stopped")
 
 

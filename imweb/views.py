@@ -3,12 +3,16 @@
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+
+from imweb.supervisor import read_record
 
 logger = logging.getLogger(__name__)
 
@@ -16,9 +20,12 @@ HEALTH_TIMEOUT_SECONDS = 3.0
 
 
 def _check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    """The database accepts a write: a row of Django's migration table is written back as it is, in a committed
+    transaction (a full disk or a read-only database fails here, where a read would still pass)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE django_migrations SET applied = applied WHERE id = (SELECT MIN(id) FROM django_migrations)"
+        )
 
 
 async def _check_channel_layer() -> None:
@@ -38,8 +45,22 @@ async def _check_channel_layer() -> None:
         raise RuntimeError("the channel layer returned a different message")
 
 
+def _processes() -> dict[str, dict[str, object]] | None:
+    """Each process of the supervisor that runs this instance (`make run`), or None without one (scaled mode,
+    where systemd or another manager watches the processes)."""
+    record = read_record(Path(settings.VAR_DIR))
+    if record is None:
+        return None
+    return {
+        name: {"state": child.get("state"), "since": child.get("since"), "restarts": child.get("restarts")}
+        for name, child in (record.get("children") or {}).items()
+    }
+
+
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """200 with each component "ok" when the database and the channel layer answer; 503 otherwise."""
+    """200 when this web process can serve: the database accepts a write and the channel layer answers; 503
+    otherwise. Under the supervisor it also lists every process; one that is restarting makes the status
+    "degraded" (still 200: this process serves, and the supervisor is bringing the other back)."""
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(sync_to_async(_check_database)(), HEALTH_TIMEOUT_SECONDS)
@@ -54,7 +75,13 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         logger.warning("health: channel layer check failed: %s", exc)
         checks["channel_layer"] = f"error: {exc.__class__.__name__}"
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+    body: dict[str, object] = {"status": "ok" if healthy else "error", "checks": checks}
+    processes = _processes()
+    if processes is not None:
+        body["processes"] = processes
+        if healthy and any(p["state"] != "running" for p in processes.values()):
+            body["status"] = "degraded"
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
