@@ -103,10 +103,10 @@ def test_receipt_marks_the_copy_delivered_and_an_error_marks_it_failed(
 ) -> None:
     message = send_message(bob, to="alice@prosody.localhost", body="hello", client_id=uuid.uuid4())
     item = OutboxItem.objects.get(message=message)  # written by chat's send path
-    assert [h.text for h in outbox.hop(message)] == ["queued"]
+    assert [h.text for h in outbox.hops([message.pk])[message.pk]] == ["queued"]
 
     OutboxItem.objects.filter(pk=item.pk).update(state=OutboxItem.State.SENT)
-    assert [h.text for h in outbox.hop(message)] == ["handed to prosody.localhost"]
+    assert [h.text for h in outbox.hops([message.pk])[message.pk]] == ["handed to prosody.localhost"]
     woken.clear()
 
     # A receipt from someone else, or for another id, changes nothing.
@@ -114,12 +114,12 @@ def test_receipt_marks_the_copy_delivered_and_an_error_marks_it_failed(
     assert outbox.mark_delivered("alice@prosody.localhost/phone", "unknown") == 0
     with django_capture_on_commit_callbacks(execute=True):
         assert outbox.mark_delivered("alice@prosody.localhost/phone", item.stanza_id) == 1
-    assert [h.text for h in outbox.hop(message)] == ["delivered"]
+    assert [h.text for h in outbox.hops([message.pk])[message.pk]] == ["delivered"]
     assert woken == {bob.pk}  # the sender's screen hears of it
     assert OutboxItem.objects.get(pk=item.pk).delivered_at is not None
 
     assert outbox.mark_failed("alice@prosody.localhost", item.stanza_id, "the recipient does not exist") == 1
-    hop = outbox.hop(message)[0]
+    hop = outbox.hops([message.pk])[message.pk][0]
     assert (hop.recipient, hop.state, hop.domain) == ("alice@prosody.localhost", "failed", "prosody.localhost")
     assert hop.text == "failed: the recipient does not exist"
 
@@ -179,8 +179,8 @@ def test_the_senders_status_line_shows_the_remote_hop(bob) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from chat.actions.common import membership
-    from chat.views import render_statuses
+    from chat import fragments, queries
+    from chat.access import membership
 
     messages = [send_message(bob, to="alice@prosody.localhost", body=f"m{n}", client_id=uuid.uuid4()) for n in range(3)]
     mine = membership(bob, messages[0].conversation_id)
@@ -191,18 +191,21 @@ def test_the_senders_status_line_shows_the_remote_hop(bob) -> None:
     def fresh() -> list:  # as every page and push does: messages loaded from the database
         return list(Message.objects.filter(pk__in=[m.pk for m in messages]).order_by("seq"))
 
-    html = render_statuses(bob, mine, fresh())
+    def render_statuses(shown: list) -> str:
+        return fragments.statuses(mine.conversation_id, queries.decorate(mine.conversation, shown, viewer_jid=bob.jid))
+
+    html = render_statuses(fresh())
 
     assert '<span class="message__hop message__hop--queued" title="alice@prosody.localhost">· queued</span>' in html
     assert "· handed to prosody.localhost</span>" in html
     assert "message__hop--delivered" in html
     outbox.mark_failed("alice@prosody.localhost", items[0].stanza_id, "prosody.localhost refused it: no such user")
-    assert "· failed: prosody.localhost refused it: no such user</span>" in render_statuses(bob, mine, fresh())
+    assert "· failed: prosody.localhost refused it: no such user</span>" in render_statuses(fresh())
     shown = fresh()
-    with CaptureQueriesContext(connection) as queries:
-        render_statuses(bob, mine, shown)
+    with CaptureQueriesContext(connection) as captured:
+        render_statuses(shown)
     # The hops of every message on screen come in one query, however many messages there are.
-    assert sum("federation_outboxitem" in q["sql"] for q in queries.captured_queries) == 1
+    assert sum("federation_outboxitem" in q["sql"] for q in captured.captured_queries) == 1
 
 
 def test_the_beat_tick_wakes_the_federation_process_through_the_channel_layer() -> None:

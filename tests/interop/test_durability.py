@@ -40,16 +40,20 @@ for n in range({COUNT}):
 STATE = """
 import json
 from federation.models import OutboxItem, RemoteDomain
-from federation.outbox import hop
+from federation.outbox import hops
 from chat.models import Message
 remote = RemoteDomain.objects.filter(domain=DOMAIN).first()
 items = list(OutboxItem.objects.filter(kind="message").order_by("id").values("state", "attempts", "error"))
-from chat.actions.common import membership
-from chat.views import render_statuses
+from chat import fragments, queries
+from chat.access import membership
 mine = Message.objects.filter(sender__username="bob").order_by("seq")
-hops = [h.text for m in mine for h in hop(m)]
+found = hops(m.pk for m in mine)
+hops = [h.text for m in mine for h in found[m.pk]]
 bob = mine[0].sender if mine else None
-screen = render_statuses(bob, membership(bob, mine[0].conversation_id), list(mine)) if bob else ""
+screen = ""
+if bob:
+    row = membership(bob, mine[0].conversation_id)
+    screen = fragments.statuses(row.conversation_id, queries.decorate(row.conversation, list(mine), viewer_jid=bob.jid))
 print(json.dumps({
     "items": items,
     "hops": hops,
