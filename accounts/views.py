@@ -7,12 +7,13 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import actions
 from accounts.errors import InvalidAvatar, InvalidProfile
 from accounts.forms import AvatarForm, DeleteAccountForm, PrivacyForm, ProfileForm
+from accounts.lookups import is_blocked
 from accounts.models import User
 
 # Room for the multipart envelope around the file itself.
@@ -130,8 +131,13 @@ def remove_avatar(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def avatar(request: HttpRequest, username: str) -> FileResponse:
-    person = get_object_or_404(User, username=username, is_active=True)
-    if not person.avatar:
+    """A person's avatar, for signed-in people they do not block: to someone they block the answer is the same
+    404 as for an account that does not exist (or has no avatar), so the URL does not tell that they exist."""
+    person = User.objects.filter(username=username, is_active=True).first()
+    viewer = request.user
+    if person is None or not person.avatar:
+        raise Http404("No avatar")
+    if person.pk != viewer.pk and is_blocked(person, viewer.jid):
         raise Http404("No avatar")
     try:
         handle = person.avatar.open("rb")

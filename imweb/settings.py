@@ -73,6 +73,8 @@ PORT = env_int("PORT", 8000)
 IMWEB_BIND = os.environ.get("IMWEB_BIND", "127.0.0.1")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (imweb.proxy); nobody else's are.
+IMWEB_TRUSTED_PROXIES = env_list("IMWEB_TRUSTED_PROXIES", [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -102,6 +104,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "imweb.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -371,13 +374,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # IMWEB_HTTPS=1 when the site is served over TLS (directly or behind a proxy that sets X-Forwarded-Proto).
 IMWEB_HTTPS = env_bool("IMWEB_HTTPS", False)
 if IMWEB_HTTPS:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Whether a request came over HTTPS is the ASGI scope's scheme, which imweb.proxy sets from a trusted proxy's
+    # X-Forwarded-Proto (so no SECURE_PROXY_SSL_HEADER: that would believe the header from anyone).
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("IMWEB_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("IMWEB_HSTS_PRELOAD", True)
+    # Preloading is a promise to browsers' built-in lists that is slow to take back: only when asked for.
+    SECURE_HSTS_PRELOAD = env_bool("IMWEB_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -204,11 +204,11 @@ def web_children(bind: str, port: int, processes: int) -> tuple[list[Child], soc
     takes IPv4 sockets only, so an IPv6 address is served by one Daphne binding it itself."""
     daphne = venv_tool("daphne")
     if ":" in bind:
-        argv = [daphne, "-b", bind.strip("[]"), "-p", str(port), "--proxy-headers", "imweb.asgi:application"]
+        argv = [daphne, "-b", bind.strip("[]"), "-p", str(port), "imweb.asgi:application"]
         return [Child("web", argv)], None
     listener = listen(bind, port)
     fd = listener.fileno()
-    argv = [daphne, "--fd", str(fd), "--proxy-headers", "imweb.asgi:application"]
+    argv = [daphne, "--fd", str(fd), "imweb.asgi:application"]
     names = ["web"] if processes == 1 else [f"web{n}" for n in range(1, processes + 1)]
     return [Child(name, argv, pass_fds=(fd,)) for name in names], listener
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
+from accounts import actions as accounts_actions
 from accounts.models import User
 
 pytestmark = pytest.mark.django_db
@@ -194,3 +197,36 @@ def test_the_idle_delay_reaches_the_page_that_detects_idleness(client, alice):
     alice.idle_away_minutes = 7
     alice.save()
     assert 'data-idle-minutes="7"' in client.get(reverse("home")).content.decode()
+
+
+def test_an_avatar_looks_the_same_to_a_blocked_person_and_to_anonymous_visitors_as_a_missing_account(
+    client, alice, make_user
+):
+    upload(client, "me.png", image_bytes("PNG"), "image/png")
+    bob, carol = make_user("bob"), make_user("carol")
+    accounts_actions.block_jid(alice, bob.jid)
+
+    def fetch(viewer, username: str):
+        browser = Client()
+        if viewer is not None:
+            browser.force_login(viewer)
+        response = browser.get(reverse("avatar", args=[username]))
+        if response.status_code == 200:
+            return 200, b"an image"
+        return response.status_code, re.sub(rb"[A-Za-z0-9]{64}", b"(csrf token)", response.content)
+
+    assert fetch(carol, "alice")[0] == 200  # a signed-in person alice does not block sees it
+    missing = fetch(bob, "nobody-here")
+    assert missing[0] == 404
+    assert fetch(bob, "alice") == missing  # alice blocks bob: her avatar answers as if she did not exist
+    assert fetch(None, "alice") == fetch(None, "nobody-here")  # sign in first, either way
+
+
+def test_private_pages_are_never_cached_and_avatars_only_privately(client, alice):
+    client.force_login(alice)
+    for url in (reverse("home"), reverse("profile")):
+        cache_control = client.get(url)["Cache-Control"]
+        assert "no-store" in cache_control and "private" in cache_control
+    upload(client, "me.png", image_bytes("PNG"), "image/png")
+    assert client.get(reverse("avatar", args=["alice"]))["Cache-Control"] == "private, max-age=3600"
+    assert "no-store" not in Client().get(reverse("home")).get("Cache-Control", "")  # the public landing page

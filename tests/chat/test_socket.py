@@ -81,13 +81,30 @@ def test_anonymous_sockets_are_refused():
     run(scenario)
 
 
-def test_sockets_from_another_origin_are_refused(alice):
+@pytest.mark.parametrize(
+    "origin",
+    [b"https://evil.example", b"http://localhost:1", b"https://localhost", b"http://localhost.evil.example", b"null"],
+    ids=["other-site", "other-port", "other-scheme", "lookalike", "opaque"],
+)
+def test_sockets_from_another_origin_are_refused(alice, origin):
     cookies = {"alice": session_cookie(alice)}
 
     async def scenario():
-        socket = socket_for(cookies["alice"], origin=b"https://evil.example")
+        socket = socket_for(cookies["alice"], origin=origin)
         connected, _ = await socket.connect()
         assert not connected
+
+    run(scenario)
+
+
+def test_a_socket_from_the_site_itself_is_accepted_with_or_without_the_default_port(alice):
+    cookies = {"alice": session_cookie(alice)}
+
+    async def scenario():
+        for origin in (b"http://localhost", b"http://localhost:80"):
+            socket = socket_for(cookies["alice"], origin=origin)
+            assert (await socket.connect())[0]
+            await socket.disconnect()
 
     run(scenario)
 

@@ -98,7 +98,7 @@ class ScaledSite:
     def start(self, *, federation: bool = True) -> ScaledSite:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.manage("migrate", "--noinput")  # once per release, before any process starts
-        daphne = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "--proxy-headers"]
+        daphne = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1"]
         for n, port in enumerate(self.web_ports, start=1):
             self._spawn(f"web{n}", [*daphne, "-p", str(port), "imweb.asgi:application"])
         worker = self._spawn("worker", [str(VENV_BIN / "celery"), "-A", "imweb", "worker", "--loglevel", "INFO"])
