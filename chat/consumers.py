@@ -171,7 +171,8 @@ class UserSocket(UserGroupSocket):
             request = SendRequest(user, to, frame.get("body"), client_id, frame.get("reply_to"))
             result = await batching.send(request)
         if isinstance(result, Exception):
-            error = fragments.composer_error(str(result), client_id, frame.get("conversation", ""))
+            retry_after = getattr(result, "retry_after", None)
+            error = fragments.composer_error(str(result), client_id, frame.get("conversation", ""), retry_after)
             await self.send(text_data=error)
             return
         assert isinstance(result, Sent)

@@ -106,8 +106,8 @@ def opened(conversation_id: int) -> str:
     return render_to_string("chat/_opened.html", {"conversation_id": conversation_id})
 
 
-def composer_error(text: str, client_id: str, conversation_id: object) -> str:
-    context = {"error": text, "client_id": client_id, "conversation_id": conversation_id}
+def composer_error(text: str, client_id: str, conversation_id: object, retry_after: int | None = None) -> str:
+    context = {"error": text, "client_id": client_id, "conversation_id": conversation_id, "retry_after": retry_after}
     return render_to_string("chat/_composer_error.html", context)
 
 

@@ -158,14 +158,32 @@
   }
 
   function showComposerError(node) {
-    var entry = pending[node.getAttribute("data-client-id")];
-    if (entry) {
-      // Refused: nothing was stored, so the text goes back into the composer to be fixed.
+    var clientId = node.getAttribute("data-client-id");
+    var entry = pending[clientId];
+    var retryAfter = parseInt(node.getAttribute("data-retry-after") || "", 10);
+    if (entry && retryAfter > 0) {
+      // Sending too fast: nothing was stored. The message stays queued on screen and goes again by itself,
+      // with the same client id (stored once), when the server says it may; nothing the person wrote is lost.
+      window.clearTimeout(entry.timer);
+      entry.tries = 0;
+      var status = entry.element.querySelector(".message__status");
+      if (status) {
+        status.textContent = "Waiting " + retryAfter + " s: sending too fast";
+      }
+      entry.timer = window.setTimeout(function () {
+        if (status) {
+          status.textContent = "Sending…";
+        }
+        attempt(clientId);
+      }, retryAfter * 1000);
+    } else if (entry) {
+      // Refused for good: nothing was stored, so the text goes back into the composer to be fixed, after what
+      // is already there (a message written meanwhile is kept too).
       window.clearTimeout(entry.timer);
       entry.element.remove();
-      delete pending[node.getAttribute("data-client-id")];
-      if (input && !input.value) {
-        input.value = entry.text;
+      delete pending[clientId];
+      if (input) {
+        input.value = input.value ? input.value + "\n" + entry.text : entry.text;
         updateCounter();
       }
     }
