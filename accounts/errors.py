@@ -31,4 +31,6 @@ class NoSuchUser(ContactError):
 
 
 class RateLimited(AccountError):
-    pass
+    """Too many attempts; `retry_after` (seconds) when the limit says when, else None."""
+
+    retry_after: int | None = None

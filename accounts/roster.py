@@ -118,9 +118,7 @@ def roster_view(user: User) -> RosterView:
     """The user's contact list as shown: at most six queries (fewer for an empty or all-local list), whatever
     its size: it is read on every page load and socket re-sync."""
     items = sorted(
-        RosterItem.objects.filter(owner=user)
-        .filter(Q(listed=True) | Q(pending_in=True))
-        .prefetch_related("groups"),
+        RosterItem.objects.filter(owner=user).filter(Q(listed=True) | Q(pending_in=True)).prefetch_related("groups"),
         key=lambda item: (not item.listed, item.jid if item.listed else item.requested_at or _EPOCH),
     )
     jids = [item.jid for item in items]

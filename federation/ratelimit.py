@@ -2,7 +2,7 @@
 
 A remote server is one untrusted peer that speaks for many people, so it gets two budgets: one for the whole
 domain (a flood from anywhere on it) and one per sender JID (one spammer must not use up a whole server's
-budget). Counting reuses `chat.ratelimit.charge` (fixed windows, atomic INCR in Redis, shared by every process):
+budget). Counting is `imweb.ratelimit.charge` (fixed windows, atomic INCR in Redis, shared by every process):
 one counter scheme for the project.
 """
 
@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
-from chat import ratelimit as counters
-from chat.errors import SlowDown
+from imweb import ratelimit as counters
 
 # (count, seconds). A domain carries presence broadcasts of all its users, so it gets far more room than a sender.
 DEFAULT_DOMAIN_LIMITS: tuple[tuple[int, int], ...] = ((300, 10), (1500, 60))
@@ -44,14 +43,11 @@ def charge(domain: str, sender: str, *, per_sender: bool = True) -> None:
     (receipts, errors), whose number is bounded by what we sent, so that the burst of receipts after a peer's
     outage is not mistaken for a person flooding.
     """
-    try:
-        taken = counters.charge("s2s-domain", domain, domain_limits())  # type: ignore[arg-type]
-    except SlowDown as err:
-        raise RateLimited(domain, err.retry_after) from None
+    taken = counters.charge("s2s-domain", domain, domain_limits(), refuse=lambda wait: RateLimited(domain, wait))
     if not per_sender:
         return
     try:
-        counters.charge("s2s-sender", sender, sender_limits())  # type: ignore[arg-type]
-    except SlowDown as err:
+        counters.charge("s2s-sender", sender, sender_limits(), refuse=lambda wait: RateLimited(sender, wait))
+    except RateLimited:
         taken.refund()
-        raise RateLimited(sender, err.retry_after) from None
+        raise

@@ -27,6 +27,7 @@ from accounts.jid import BareJid, parse_bare_jid
 from accounts.lookups import is_blocked, local_user_for
 from accounts.models import BlockedJid, RosterGroup, RosterItem, Subscription, User
 from federation import outbox
+from imweb import ratelimit as counters
 
 __all__ = ["is_blocked", "local_user_for"]
 
@@ -122,6 +123,13 @@ def _discard_if_empty(item: RosterItem) -> None:
         item.save()
 
 
+def _asking_too_fast(retry_after: int) -> RateLimited:
+    unit = "second" if retry_after == 1 else "seconds"
+    error = RateLimited(f"You have sent many contact requests in a short time. Try again in {retry_after} {unit}.")
+    error.retry_after = retry_after
+    return error
+
+
 def request_subscription(user: User, jid_text: str, *, message: str = "") -> RosterItem:
     """ "Add contact": ask `jid` for consent. Returns the user's roster item, now listed and pending out."""
     jid = parse_bare_jid(jid_text)
@@ -148,6 +156,8 @@ def request_subscription(user: User, jid_text: str, *, message: str = "") -> Ros
         if mine.declined_at and now < mine.declined_at + cooldown:
             when = date_format(timezone.localtime(mine.declined_at + cooldown), "j M Y, H:i T")
             raise RateLimited(f"{target} declined your request. You can ask again after {when}.")
+        # Asking strangers is what spam looks like: each person may ask only so many at a time.
+        counters.charge("contact-request", user.pk, settings.IMWEB_CONTACT_REQUEST_RATE_LIMITS, refuse=_asking_too_fast)
         mine.listed = True
         mine.ask_out = True
         mine.requested_at = now

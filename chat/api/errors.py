@@ -81,6 +81,7 @@ def describe(exc: Exception) -> ApiError:
     """The API error for a domain error (an instance of one of DOMAIN_ERRORS)."""
     for cls, status, code in _TABLE:
         if isinstance(exc, cls):
-            headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, SlowDown) else {}
+            retry_after = getattr(exc, "retry_after", None)  # SlowDown always, RateLimited when it knows
+            headers = {"Retry-After": str(retry_after)} if retry_after else {}
             return ApiError(status, code, str(exc), headers)
     raise TypeError(f"not a domain error: {exc!r}")

@@ -290,3 +290,20 @@ def test_blocking_a_remote_contact_stops_our_presence_and_unblocking_restores_it
     actions.unblock_jid(alice, "montague.example")
 
     assert queued_presence(ROMEO)[already:] == ["unavailable", "available"]
+
+
+def test_contact_requests_are_limited_per_person_and_say_when_to_try_again(alice, make_user, settings):
+    settings.IMWEB_CONTACT_REQUEST_RATE_LIMITS = ((3, 60),)
+    people = [make_user(f"friend{n}") for n in range(5)]
+    for person in people[:3]:
+        actions.request_subscription(alice, person.jid)
+    with pytest.raises(
+        RateLimited, match=r"many contact requests in a short time. Try again in \d+ seconds?"
+    ) as caught:
+        actions.request_subscription(alice, people[3].jid)
+    assert 1 <= caught.value.retry_after <= 60
+    assert not RosterItem.objects.filter(owner=alice, jid=people[3].jid, ask_out=True).exists()
+    # Someone who asked first can still be accepted: answering is not asking.
+    actions.request_subscription(people[4], alice.jid)
+    actions.request_subscription(alice, people[4].jid)
+    assert RosterItem.objects.get(owner=alice, jid=people[4].jid).subscription == "both"

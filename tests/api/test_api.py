@@ -13,7 +13,6 @@ from django.test import Client
 from accounts import actions as accounts
 from accounts.models import ApiToken
 from accounts.tokens import issue_token
-from chat import ratelimit
 from chat.models import Message
 from tests.people import PASSWORD
 
@@ -250,7 +249,7 @@ def test_invalid_json_and_oversized_bodies(friends, settings):
 
 def test_sending_too_fast_is_429_with_retry_after(friends, settings, monkeypatch):
     alice, bob = friends
-    monkeypatch.setattr(ratelimit, "clock", lambda: FIXED_CLOCK)
+    monkeypatch.setattr("imweb.ratelimit.clock", lambda: FIXED_CLOCK)
     settings.IMWEB_MESSAGE_RATE_LIMITS = [(2, 10)]
     api = api_for(alice)
     assert [send(api, bob.jid).status_code for _ in range(2)] == [201, 201]

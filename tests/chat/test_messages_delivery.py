@@ -32,7 +32,7 @@ def carol(make_user):
 
 @pytest.fixture
 def fixed_clock(monkeypatch):
-    monkeypatch.setattr(ratelimit, "clock", lambda: FIXED_CLOCK)
+    monkeypatch.setattr("imweb.ratelimit.clock", lambda: FIXED_CLOCK)
 
 
 def befriend(a, b) -> None:

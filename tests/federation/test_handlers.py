@@ -12,12 +12,12 @@ from accounts import actions as account_actions
 from accounts.models import RosterItem
 from accounts.roster import roster_view
 from chat import actions as chat_actions
-from chat import ratelimit as counters
 from chat.actions.typing import set_typing
 from chat.errors import RemoteNotSupported
 from chat.models import Message, Participant
 from federation import handlers, policy
 from federation.models import OutboxItem, RemotePresence
+from imweb import ratelimit as counters
 
 pytestmark = pytest.mark.django_db
 
