@@ -219,6 +219,29 @@ async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[i
             await pipe.execute()
 
 
+# Open sockets per person in this process (a cap: IMWEB_MAX_SOCKETS_PER_PERSON), counted by `claim_socket`.
+_sockets_of: dict[int, int] = {}
+CLOSE_TOO_MANY_SOCKETS = 4429
+
+
+def claim_socket(user_id: int) -> bool:
+    """Count one more open socket of this person here, unless they are at the cap (then count nothing)."""
+    from django.conf import settings
+
+    if _sockets_of.get(user_id, 0) >= settings.IMWEB_MAX_SOCKETS_PER_PERSON:
+        return False
+    _sockets_of[user_id] = _sockets_of.get(user_id, 0) + 1
+    return True
+
+
+def release_socket(user_id: int) -> None:
+    left = _sockets_of.get(user_id, 0) - 1
+    if left > 0:
+        _sockets_of[user_id] = left
+    else:
+        _sockets_of.pop(user_id, None)
+
+
 class UserGroupSocket(AsyncWebsocketConsumer):
     """A socket in its user's group (`user_group`). Every socket kind of a user (the web UI's, the API stream)
     is in that group, so each also gets events meant for the others, and events newer than its process:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 
@@ -22,7 +23,7 @@ from channels.db import database_sync_to_async
 
 from accounts import actions, heartbeats
 from accounts.contacts_views import render_contacts
-from accounts.events import UserGroupSocket, user_group
+from accounts.events import CLOSE_TOO_MANY_SOCKETS, UserGroupSocket, claim_socket, release_socket, user_group
 from accounts.models import User
 from chat import actions as chat
 from chat import batching, fragments, frames, queries
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Comfortably above a 10,000-character message in UTF-8 (up to 4 bytes a character) plus the JSON around it.
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
+TOO_MANY_SOCKETS = "imweb is open in too many tabs at once; close some and reload this one."
 # A catch-up sends pages of this many messages, at most CATCH_UP_PAGES of them for one gap or open; the rest
 # of a longer gap is caught up at the next push (the cursor sees the gap again) or when the tab scrolls.
 CATCH_UP_PAGE = 200
@@ -78,12 +80,19 @@ class UserSocket(UserGroupSocket):
             return
         self.user_id: int = user.pk
         self.user_jid: str = user.jid
+        self.claimed = claim_socket(user.pk)
+        if not self.claimed:
+            await self.accept()
+            await self.send(text_data=fragments.error(TOO_MANY_SOCKETS))
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
         self.user: User | None = user
         self.user_read_at = time.monotonic()
         # The conversation this tab shows, the user's participation in it, and how far this socket has sent it.
         self.open_conversation: int | None = None
         self.mine: Participant | None = None
         self.cursor = Cursor()
+        self.budget = frames.FrameBudget()
         self.resource = secrets.token_hex(12)
         self.contacts_task: asyncio.Task[None] | None = None
         self.contacts_sent_at = 0.0
@@ -100,6 +109,8 @@ class UserSocket(UserGroupSocket):
         heartbeats.for_loop().keep(self.resource, self._reopen_session)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "claimed", False):
+            release_socket(self.user_id)
         if not hasattr(self, "resource"):
             return
         heartbeats.for_loop().drop(self.resource)
@@ -141,6 +152,10 @@ class UserSocket(UserGroupSocket):
             await self.send(text_data=fragments.error(text))
             return
         kind = frame["type"]
+        wait = self.budget.spend() if kind != "message.send" else 0.0  # sends have their own limits
+        if wait:
+            await self.send(text_data=fragments.error(f"Too many requests at once. Try again in {math.ceil(wait)} s."))
+            return
         if kind in ("presence.idle", "presence.active"):
             await database_sync_to_async(actions.set_session_idle)(self.resource, kind == "presence.idle")
         elif kind == "sync":
@@ -148,6 +163,7 @@ class UserSocket(UserGroupSocket):
             user = await self._user()
             lists = await _list_html(user, self.open_conversation)
             await self.send(text_data=await _contacts_html(user) + lists)
+            self.budget.charge(frames.SYNC_COST)
         elif kind == "message.send":
             await self._message_send(frame)
         elif kind == "conversation.open":
@@ -196,7 +212,7 @@ class UserSocket(UserGroupSocket):
         self._close_conversation()
         self.open_conversation, self.mine = mine.conversation_id, mine
         self.cursor.follow(mine.conversation_id, after)
-        await self._catch_up()
+        await self._catch_up(asked=True)
 
     def _close_conversation(self) -> None:
         if self.open_conversation is not None:
@@ -204,8 +220,9 @@ class UserSocket(UserGroupSocket):
         self.open_conversation = self.mine = None
         self.typers = {}
 
-    async def _catch_up(self) -> None:
-        """Send the open conversation's stored messages after the last one this socket sent (bounded)."""
+    async def _catch_up(self, *, asked: bool = False) -> None:
+        """Send the open conversation's stored messages after the last one this socket sent (bounded). `asked`:
+        the tab asked for it (opening the conversation), so its frame budget pays for what is rendered."""
         mine, pk = self.mine, self.open_conversation
         if mine is None or pk is None:
             return
@@ -221,6 +238,8 @@ class UserSocket(UserGroupSocket):
                 return
             self.cursor.advance(pk, newest)
             await self._push(html)
+            if asked:
+                self.budget.charge((newest - after) * frames.CATCH_UP_COST_PER_MESSAGE)
             if newest - after < CATCH_UP_PAGE:
                 return
 

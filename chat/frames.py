@@ -9,6 +9,8 @@ fails, which Channels answered by closing the socket with 1011).
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 
 MAX_DEPTH = 8
 
@@ -58,3 +60,40 @@ def decode(text_data: str | None, bytes_data: bytes | None, max_bytes: int) -> d
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError("invalid_frame", 'A frame must be a JSON object with a "type".')
     return frame
+
+
+class FrameBudget:
+    """How fast one socket may make the server work: `rate` frames a second on average, `burst` at once (a token
+    bucket). Every frame takes one token before it is looked at; what a frame turns out to cost beyond that (a
+    re-sync renders the whole contact and conversation lists, a catch-up renders every message it sends) is
+    charged after the work, and may leave the socket in debt, so the next frames wait. Over budget, a frame is
+    refused with the seconds to wait and nothing else happens: one socket cannot make the server spend everyone
+    else's time."""
+
+    def __init__(self, rate: float = 20.0, burst: float = 40.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens = burst
+        self.at = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def spend(self) -> float:
+        """Take one token for a frame: 0.0 when there was one, else the seconds until there will be."""
+        self._refill()
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+    def charge(self, cost: float) -> None:
+        """Work a frame caused, in frames' worth, taken even into debt."""
+        self._refill()
+        self.tokens -= cost
+
+
+# What work beyond reading a frame costs, in frames' worth: a re-sync, and each message a catch-up renders.
+SYNC_COST = 10.0
+CATCH_UP_COST_PER_MESSAGE = 0.05

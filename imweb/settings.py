@@ -297,6 +297,8 @@ def env_limits(name: str, default: str) -> tuple[tuple[int, int], ...]:
 # more; every message still reaches every participant, so these also bound what one person can cost the server.
 IMWEB_MESSAGE_RATE_LIMITS = env_limits("IMWEB_MESSAGE_RATE_LIMITS", "20/10,120/60")
 IMWEB_REACTION_RATE_LIMITS = env_limits("IMWEB_REACTION_RATE_LIMITS", "30/10,300/60")
+# Sockets (browser tabs, API streams) one person may keep open on one web process; one more is refused.
+IMWEB_MAX_SOCKETS_PER_PERSON = env_int("IMWEB_MAX_SOCKETS_PER_PERSON", 50)
 # Contact requests one person may send (accepting someone who asked first does not count).
 IMWEB_CONTACT_REQUEST_RATE_LIMITS = env_limits("IMWEB_CONTACT_REQUEST_RATE_LIMITS", "10/60,100/3600")
 # The longest message, in characters.

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 from datetime import datetime
 
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from accounts import heartbeats
 from accounts.actions.presence import Presence, close_session, open_session
-from accounts.events import UserGroupSocket, user_group
+from accounts.events import CLOSE_TOO_MANY_SOCKETS, UserGroupSocket, claim_socket, release_socket, user_group
 from accounts.models import User
 from accounts.roster import roster_view
 from accounts.tokens import authenticate_token
@@ -118,8 +119,13 @@ class ApiStream(UserGroupSocket):
             await self._send_error("unauthenticated", "Send a valid API token (Authorization: Bearer <token>).")
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not claim_socket(row.user.pk):
+            await self._send_error("too_many_sockets", "Too many streams and tabs are open for this account.")
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
         self.user = row.user
         self.token = token
+        self.budget = frames.FrameBudget()
         self.connected_at = timezone.now()
         # Subscribe first, then read where conversations stand: a message stored in between is sent once,
         # by the catch-up or by its wake-up, never lost (the sent-seq map de-duplicates).
@@ -152,6 +158,7 @@ class ApiStream(UserGroupSocket):
     async def disconnect(self, code: int) -> None:
         if self.user is None:
             return
+        release_socket(self.user.pk)
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         keepalive = getattr(self, "keepalive", None)
         if keepalive is not None:
@@ -193,8 +200,9 @@ class ApiStream(UserGroupSocket):
         assert self.user is not None
         return [message_json(m, self.user.jid) for m in queries.messages_after(self.user, pk, after, PAGE)]
 
-    async def _deliver(self, pk: int) -> None:
-        """Send every stored message of conversation `pk` after the last one this stream sent, page by page."""
+    async def _deliver(self, pk: int, *, asked: bool = False) -> None:
+        """Send every stored message of conversation `pk` after the last one this stream sent, page by page.
+        `asked`: the client asked for it (a sync), so its frame budget pays for the pages."""
         while True:
             after = self.cursor.last(pk)
             if after is None:
@@ -207,6 +215,8 @@ class ApiStream(UserGroupSocket):
             for message in page:
                 await self._send({"type": "message", "conversation": pk, "seq": message["seq"], "message": message})
                 self.cursor.advance(pk, message["seq"])
+            if asked:
+                self.budget.charge(len(page) * frames.CATCH_UP_COST_PER_MESSAGE)
             if len(page) < PAGE:
                 return
 
@@ -315,6 +325,12 @@ class ApiStream(UserGroupSocket):
             await self._send_error(exc.code, str(exc))
             return
         ref = frame.get("ref")
+        wait = self.budget.spend()
+        if wait:
+            await self._send_error(
+                "slow_down", f"Too many frames at once. Try again in {math.ceil(wait)} s.", retry_after=math.ceil(wait)
+            )
+            return
         if ref is not None and not (isinstance(ref, (str, int)) and len(str(ref)) <= 64):
             await self._send_error("invalid_frame", "ref must be a string or number of at most 64 characters.")
             return
@@ -355,7 +371,7 @@ class ApiStream(UserGroupSocket):
                 continue
             # Rewind to what the client holds, then send everything after it (de-duplicated by seq from then on).
             self.cursor.follow(pk, after)
-            await self._deliver(pk)
+            await self._deliver(pk, asked=True)
         await self._send({"type": "synced", **({"ref": ref} if ref is not None else {})})
 
     async def _marker(self, frame: dict, ref: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.frames import MAX_DEPTH, FrameError, decode
+from chat.frames import MAX_DEPTH, FrameBudget, FrameError, decode
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,16 @@ def test_frames_up_to_the_depth_and_size_limits_are_read():
     nested = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
     assert decode('{"type": "sync", "x": ' + nested + "}", None, 64 * 1024)["type"] == "sync"
     assert decode(None, b'{"type": "ping"}', 16)["type"] == "ping"
+
+
+def test_the_frame_budget_refills_at_its_rate_and_work_done_is_paid_even_into_debt():
+    now = [0.0]
+    budget = FrameBudget(rate=10.0, burst=3.0, clock=lambda: now[0])
+    assert [budget.spend() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.spend() == pytest.approx(0.1)  # empty: one token comes back in a tenth of a second
+    now[0] += 0.1
+    assert budget.spend() == 0.0
+    budget.charge(5.0)  # a frame that made the server render a lot
+    assert budget.spend() == pytest.approx(0.6)  # in debt: five tokens' worth, then one more
+    now[0] += 10
+    assert budget.spend() == 0.0 and budget.tokens == pytest.approx(2.0)  # never more than the burst
