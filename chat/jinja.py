@@ -11,13 +11,13 @@ pass as they are.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import lru_cache
 
 from django.template.defaultfilters import slugify
 from django.urls import reverse
 from django.utils import dateformat, formats
-from django.utils.timezone import get_current_timezone_name, template_localtime
+from django.utils.timezone import get_current_timezone, template_localtime
 from django.utils.translation import get_language
 from jinja2 import Environment
 from markupsafe import Markup
@@ -29,11 +29,11 @@ def _date(value: datetime | None, format_string: str) -> str:
     """Django's `date` filter: the same formats (and named ones such as DATETIME_FORMAT), in the current zone."""
     if value is None:
         return ""
-    return _formatted(value, format_string, get_current_timezone_name(), get_language())
+    return _formatted(value, format_string, get_current_timezone(), get_language())
 
 
 @lru_cache(maxsize=512)
-def _formatted(value: datetime, format_string: str, zone: str, language: str) -> str:
+def _formatted(value: datetime, format_string: str, zone: tzinfo, language: str) -> str:
     # Kept: the messages stored together share their timestamp, and each shows it three ways.
     local = template_localtime(value)
     # The two formats every message shows, without dateformat's general (and slow) machinery.

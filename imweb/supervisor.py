@@ -191,6 +191,12 @@ async def run_once(name: str, argv: list[str], env: dict[str, str]) -> int:
     return code
 
 
+def default_web_processes() -> int:
+    """One web process per core (at most 8): Python runs one thread at a time per process, and delivery is
+    CPU-bound, so a second core doubles what the web can carry (bench/RESULTS.md)."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 def listen(bind: str, port: int) -> socket.socket:
     """The web port, bound here once and handed to every web process: they accept from the same socket, the
     kernel spreads connections among them, and the port stays open while one of them restarts."""
@@ -444,8 +450,8 @@ def main() -> None:
     parser.add_argument(
         "--web-processes",
         type=int,
-        default=int(os.environ.get("IMWEB_WEB_PROCESSES", "1")),
-        help="Daphne processes serving the web port (default: IMWEB_WEB_PROCESSES or 1)",
+        default=int(os.environ.get("IMWEB_WEB_PROCESSES") or default_web_processes()),
+        help="Daphne processes serving the web port (default: IMWEB_WEB_PROCESSES, else one per core, at most 8)",
     )
     parser.add_argument(
         "--worker-concurrency",
