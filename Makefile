@@ -40,3 +40,20 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-output
+
+# Benchmarks (bench/README.md): imweb beside a real Prosody 0.12 and a bare relay, one table at the end.
+# Figures land in $(BENCH_OUT); every variable can be set on the command line, e.g. `make bench BENCH_IDLE_USERS=10000`.
+BENCH_OUT ?= test-output/bench
+BENCH_PAIRS ?= 100
+BENCH_RATE ?= 500
+BENCH_SECONDS ?= 20
+BENCH_STORM_USERS ?= 2000
+BENCH_IDLE_USERS ?= 1000
+BENCH_CEILING ?= --start 100 --factor 2 --seconds 10 --max-steps 12 --budget 240
+BENCH_MINUTES ?= 25
+
+.PHONY: bench
+bench: $(VENV)/.installed-dev system-deps
+	$(PY) -m bench.suite --out $(BENCH_OUT) --pairs $(BENCH_PAIRS) --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS) \
+		--storm-users $(BENCH_STORM_USERS) --idle-users $(BENCH_IDLE_USERS) --ceiling="$(BENCH_CEILING)" \
+		--minutes $(BENCH_MINUTES)

@@ -1,5 +1,5 @@
-"""What the benchmarks share: the servers they start (imweb embedded or scaled, the reference relay), the people
-they create, the load generator's client side, and measuring server processes by PID."""
+"""What the benchmarks share: the servers they start (imweb embedded or scaled, Prosody, the reference relay), the
+people they create, the load generator's client side (bench/links.py), and measuring server processes by PID."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.xmpp import PASSWORD as XMPP_PASSWORD
+from bench.xmpp import ProsodyServer
 from tests.servers import BASE_DIR, Service, free_port, stop_process, wait_for
 
 USERS_SCRIPT = Path(__file__).with_name("users.py")
@@ -27,6 +30,8 @@ CONNECT_TIMEOUT = 30.0
 # Sockets opened at once. Daphne drops a handshake its application has not accepted within 5 s, and imweb's
 # accept waits for the session lookup behind other sockets' database work: more at once fails under load.
 CONNECT_CONCURRENCY = 5
+# Prosody logs a session in without any database work: the benchmarks open its sessions more at a time.
+XMPP_CONNECT_CONCURRENCY = 50
 
 
 # --- Servers ------------------------------------------------------------------------------------------------
@@ -34,7 +39,11 @@ CONNECT_CONCURRENCY = 5
 
 @dataclass
 class Server:
-    """A server under test: where clients connect, how they authenticate and read pushes, and its PIDs."""
+    """A server under test: where clients connect, how they authenticate and read pushes, and its PIDs.
+
+    `kind` says how the load generator talks to it: "ws" (a WebSocket per person: imweb's /ws/ or the relay),
+    "api" (imweb's JSON API: POST /api/v1/messages to send, the /api/v1/stream WebSocket to receive) or "xmpp"
+    (a c2s session per person on Prosody)."""
 
     name: str
     http_urls: list[str]
@@ -43,6 +52,10 @@ class Server:
     stop: Callable[[], object]
     parse: Callable[[str], list[tuple[str, int]]]
     manage: Callable[[str], str] | None = None  # runs code in `manage.py shell`, returns its output
+    kind: str = "ws"
+    prosody: ProsodyServer | None = None
+    # What the benchmark changed on this server for the load run (printed with its figures).
+    settings_notes: list[str] = field(default_factory=list)
 
     def ws_url(self, index: int) -> str:
         return self.http_urls[index % len(self.http_urls)].replace("http://", "ws://") + self.ws_path
@@ -66,8 +79,36 @@ def bench_env(settings_module: str = "bench.settings") -> dict[str, str]:
     return {"DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(BASE_DIR), "IMWEB_LOG_LEVEL": "WARNING"}
 
 
-def start_embedded() -> Server:
-    """imweb as `make run` starts it (supervisor, SQLite, embedded Valkey), on free ports, with its own var dir."""
+def raise_open_files_limit(wanted: int = 65536) -> int:
+    """Raise this process's limit of open files (the load generator holds a socket per user; servers started from
+    here inherit it). Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in (wanted, hard):
+        if soft >= limit:
+            break
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, max(limit, hard)))
+            break
+        except (ValueError, OSError):  # not allowed to raise the hard limit: take what there is
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def open_files_limit(pid: int) -> int | None:
+    try:
+        return psutil.Process(pid).rlimit(psutil.RLIMIT_NOFILE)[0]
+    except (psutil.Error, AttributeError):
+        return None
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def start_embedded(kind: str = "ws") -> Server:
+    """imweb as `make run` starts it (supervisor, SQLite, embedded Valkey), on free ports, with its own var dir.
+    kind="api": the benchmark drives it through the JSON API instead of the pages' WebSocket."""
     var_dir = Path(tempfile.mkdtemp(prefix="imweb-bench-"))  # short: the Valkey socket path must stay < 100 chars
     env = bench_env()
     service = Service(var_dir, env=env).start()
@@ -95,10 +136,15 @@ def start_embedded() -> Server:
         service.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
 
-    return Server("imweb", [service.url], "/ws/", pids, stop, parse_imweb, manage)
+    name = "imweb-api" if kind == "api" else "imweb"
+    return Server(name, [service.url], "/ws/", pids, stop, parse_imweb, manage, kind=kind)
 
 
-def start_scaled(web_processes: int = 2) -> Server:
+def start_api() -> Server:
+    return start_embedded(kind="api")
+
+
+def start_scaled(web_processes: int = 2, kind: str = "ws") -> Server:
     """imweb in scaled mode: durable PostgreSQL + redis-server + N Daphne + worker + beat (tests/scaled/site.py)."""
     from tests.scaled.site import ScaledSite
     from tests.servers import Postgres, RedisServer
@@ -140,7 +186,20 @@ def start_scaled(web_processes: int = 2) -> Server:
     def manage(code: str) -> str:
         return site.manage("shell", "-c", code, timeout=600).stdout
 
-    return Server("imweb-scaled", site.web_urls, "/ws/", pids, stop, parse_imweb, manage)
+    name = "imweb-scaled-api" if kind == "api" else "imweb-scaled"
+    return Server(name, site.web_urls, "/ws/", pids, stop, parse_imweb, manage, kind=kind)
+
+
+def start_prosody() -> Server:
+    """Prosody 0.12 (bench/xmpp.py): the real XMPP server the figures are compared with."""
+    prosody = ProsodyServer().start()
+    assert prosody.process is not None
+    pid = prosody.process.pid
+    notes = [
+        "mod_limits not loaded (no c2s rate limit), offline storage off, log warnings only (bench/xmpp.py)",
+    ]
+    return Server("prosody", [], "", lambda: [pid], prosody.stop, lambda frame: [], kind="xmpp", prosody=prosody,
+                  settings_notes=notes)  # fmt: skip
 
 
 def start_relay() -> Server:
@@ -167,37 +226,63 @@ class Person:
     jid: str
     session: str | None = None  # imweb: a logged-in session key; the relay: none (its URL names the user)
     conversation: int | None = None  # imweb: the pair's conversation, which the person's tab has open
+    token: str | None = None  # imweb, when the API is driven: the person's API token
+    password: str | None = None  # Prosody: the account's password (SASL PLAIN)
 
 
 def create_people(
     server: Server, prefix: str, pairs: int, idle: int = 0
 ) -> tuple[list[tuple[Person, Person]], list[Person]]:
-    """`pairs` sender/receiver pairs (mutual contacts) and `idle` people, each with a session."""
+    """`pairs` sender/receiver pairs (mutual contacts) and `idle` people, each with a session (imweb), an API
+    token (imweb driven through its API) or an account and password (Prosody)."""
+    if server.prosody is not None:
+        domain = server.prosody.domain
+        names = [f"{prefix}{role}{n}" for n in range(pairs) for role in ("s", "r")]
+        names += [f"{prefix}i{n}" for n in range(idle)]
+        server.prosody.add_accounts(names, XMPP_PASSWORD)
+        made = [
+            (Person(f"{prefix}s{n}@{domain}", password=XMPP_PASSWORD),
+             Person(f"{prefix}r{n}@{domain}", password=XMPP_PASSWORD))
+            for n in range(pairs)
+        ]  # fmt: skip
+        return made, [Person(f"{prefix}i{n}@{domain}", password=XMPP_PASSWORD) for n in range(idle)]
     if server.manage is None:  # the relay has no accounts
         made = [(Person(f"{prefix}s{n}@relay"), Person(f"{prefix}r{n}@relay")) for n in range(pairs)]
         return made, [Person(f"{prefix}i{n}@relay") for n in range(idle)]
-    spec = json.dumps({"prefix": prefix, "pairs": pairs, "idle": idle})
+    spec = json.dumps({"prefix": prefix, "pairs": pairs, "idle": idle, "tokens": server.kind == "api"})
     output = server.manage(f"SPEC = {spec!r}\n" + USERS_SCRIPT.read_text())
     line = next(line for line in output.splitlines() if line.startswith("BENCH-USERS "))
     data = json.loads(line.removeprefix("BENCH-USERS "))
+    server.settings_notes = [f"{what} lifted for the load run (bench/settings.py)" for what in data.get("lifted", [])]
     made = [(Person(**sender), Person(**receiver)) for sender, receiver in data["pairs"]]
     return made, [Person(**person) for person in data["idle"]]
 
 
-async def open_socket(server: Server, person: Person, index: int = 0) -> ClientConnection:
+def print_settings_notes(server: Server) -> None:
+    for note in server.settings_notes:
+        print(f"[{server.name}] settings: {note}", flush=True)
+
+
+async def open_socket(
+    server: Server, person: Person, index: int = 0, open_timeout: float = CONNECT_TIMEOUT
+) -> ClientConnection:
     """A WebSocket as the person: the session cookie and an allowed Origin for imweb, ?user= for the relay."""
     url = server.ws_url(index)
     if person.session is None:
-        return await connect(f"{url}?user={person.jid}", open_timeout=CONNECT_TIMEOUT, max_size=2**20)
+        return await connect(f"{url}?user={person.jid}", open_timeout=open_timeout, max_size=2**20)
     origin = server.http_urls[index % len(server.http_urls)]
     ws = await connect(
         url, origin=origin, additional_headers={"Cookie": f"sessionid={person.session}"},
-        open_timeout=CONNECT_TIMEOUT, max_size=2**20, compression=None,
+        open_timeout=open_timeout, max_size=2**20, compression=None,
     )  # fmt: skip
     if person.conversation is not None:
         # As a tab with the chat open: pushes for this conversation start after the seq it already shows.
         await ws.send(json.dumps({"type": "conversation.open", "conversation": person.conversation, "after": 1}))
     return ws
+
+
+def api_headers(person: Person) -> dict[str, str]:
+    return {"Authorization": f"Bearer {person.token}"}
 
 
 def send_frame(sender: Person, receiver: Person, body: str, client_id: str) -> str:
@@ -244,6 +329,9 @@ class Tally:
     sent: int = 0
     sent_at: dict[str, float] = field(default_factory=dict)
     seqs: dict[str, set[int]] = field(default_factory=dict)  # client id → seqs it was pushed with, at the receiver
+    # body → client id of every send: the API shows a message's client id only to its sender, so the receiver's
+    # pushes are matched by their body (unique per send: "bench <pair> <n>").
+    body_ids: dict[str, str] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     first_send: float = 0.0
     last_receive: float = 0.0
@@ -258,8 +346,16 @@ class Tally:
     def duplicated(self) -> int:
         return sum(1 for seqs in self.seqs.values() if len(seqs) > 1)
 
-    def mark(self, client_id: str, seq: int) -> None:
-        if client_id not in self.sent_at:
+    def expect(self, client_id: str, body: str) -> None:
+        """A send is about to leave: its clock starts now."""
+        self.sent_at[client_id] = time.perf_counter()
+        self.body_ids[body] = client_id
+        self.sent += 1
+
+    def mark(self, client_id: str | None, seq: int, body: str | None = None) -> None:
+        if (client_id is None or client_id not in self.sent_at) and body is not None:
+            client_id = self.body_ids.get(body)
+        if client_id is None or client_id not in self.sent_at:
             return  # not one of ours (or an echo of our own send, on the sender's socket)
         now = time.perf_counter()
         if client_id not in self.seqs:

@@ -1,10 +1,12 @@
-"""Idle-user memory benchmark: open K logged-in WebSockets that then stay quiet, and measure how much the web
-process grew (RSS before/after), for imweb (one Daphne) and for the bare `websockets` relay as the reference.
+"""Idle-user memory benchmark: open K logged-in connections that then stay quiet, and measure how much the process
+holding them grew (RSS before/after), for imweb (one Daphne), Prosody 0.12 (c2s sessions, logged in up to their
+initial presence) and the bare `websockets` relay as the reference.
 
-`python -m bench.idle [--users 1000] [--servers imweb,reference]`
+`python -m bench.idle [--users 1000] [--servers imweb,prosody,reference]`
 
-Prints the web process's RSS before and after and the growth per connected user. Every server is started by the
-script on loopback and stopped by PID; connecting is bounded in count and time.
+Prints the process's RSS before and after and the growth per connected user, then the ratios of imweb to Prosody
+and to the relay. Every server is started by the script on loopback and stopped by PID; connecting is bounded in
+count and time.
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ import psutil
 
 from bench.common import (
     CONNECT_CONCURRENCY,
+    XMPP_CONNECT_CONCURRENCY,
     Person,
     Server,
     create_people,
-    open_socket,
+    load_average,
+    raise_open_files_limit,
     rss_bytes,
     start_embedded,
+    start_prosody,
     start_relay,
 )
+from bench.links import open_link
 
-STARTERS = {"imweb": start_embedded, "reference": start_relay}
+STARTERS = {"imweb": start_embedded, "prosody": start_prosody, "reference": start_relay}
 SETTLE_LIMIT_SECONDS = 15.0
 
 
@@ -46,7 +52,9 @@ async def settled_rss(pids: list[int]) -> int:
 
 
 def web_pids(server: Server) -> list[int]:
-    """The process that holds the sockets: Daphne for imweb, the relay itself for the reference."""
+    """The process that holds the sockets: Daphne for imweb, Prosody itself, the relay itself for the reference."""
+    if server.kind == "xmpp":
+        return server.pids()
     found = []
     for pid in server.pids():
         try:
@@ -62,24 +70,19 @@ async def hold(server: Server, people: list[Person], connect_seconds: float) -> 
     pids = web_pids(server)
     assert pids, f"no web process found for {server.name}"
     before = rss_bytes(pids)
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    first_frames = 0
+    gate = asyncio.Semaphore(XMPP_CONNECT_CONCURRENCY if server.kind == "xmpp" else CONNECT_CONCURRENCY)
 
     async def connected(person: Person):
-        nonlocal first_frames
         async with gate:
-            ws = await open_socket(server, person)
-            if server.manage is not None:  # imweb answers every new socket with the person's contact list
-                await asyncio.wait_for(ws.recv(), 30)
-                first_frames += 1
-            return ws
+            # imweb answers every new socket with the person's contact list; Prosody reflects the initial presence.
+            return await open_link(server, person, first_frame=True)
 
     started = time.perf_counter()
-    sockets = await asyncio.wait_for(asyncio.gather(*(connected(p) for p in people)), connect_seconds)
+    links = await asyncio.wait_for(asyncio.gather(*(connected(p) for p in people)), connect_seconds)
     opening = time.perf_counter() - started
     after = await settled_rss(pids)
-    still_open = sum(1 for ws in sockets if ws.protocol.state.name == "OPEN")
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    still_open = sum(1 for link in links if link.is_open())
+    await asyncio.wait_for(asyncio.gather(*(link.close() for link in links), return_exceptions=True), 120)
     return {
         "server": server.name,
         "users": len(people),
@@ -103,13 +106,15 @@ def report(r: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000, help="idle connected users (default 1000)")
-    parser.add_argument("--servers", default="imweb,reference", help="comma-separated: imweb, reference")
+    parser.add_argument("--servers", default="imweb,reference", help="comma-separated: imweb, prosody, reference")
     args = parser.parse_args()
     names = [name.strip() for name in args.servers.split(",") if name.strip()]
     if not names or any(name not in STARTERS for name in names):
         parser.error(f"--servers takes {', '.join(STARTERS)}")
     if not 1 <= args.users <= 15_000:
         parser.error("--users must be 1-15000")
+    raise_open_files_limit()
+    print(f"[machine] load average (1, 5, 15 min) at start: {load_average()}", flush=True)
     results = {}
     for name in names:
         server = STARTERS[name]()
@@ -119,9 +124,12 @@ def main() -> int:
         finally:
             server.stop()
         report(results[name])
-    if "imweb" in results and "reference" in results and results["reference"]["per_user"] > 0:
-        ratio = results["imweb"]["per_user"] / results["reference"]["per_user"]
-        print(f"[ratio imweb/reference] memory per idle user={ratio:.1f}x")
+    for other in ("prosody", "reference"):
+        if "imweb" in results and other in results:
+            theirs = results[other]["per_user"]
+            ratio = results["imweb"]["per_user"] / theirs if theirs > 0 else float("nan")
+            print(f"[ratio imweb/{other}] memory per idle user={ratio:.1f}x")
+    print(f"[machine] load average (1, 5, 15 min) at end: {load_average()}", flush=True)
     return 0 if all(r["open"] == r["users"] for r in results.values()) else 1
 
 
