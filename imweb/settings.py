@@ -197,7 +197,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "imweb",
-        "OPTIONS": {"max_connections": REDIS_MAX_CONNECTIONS},
+        "OPTIONS": {"max_connections": REDIS_MAX_CONNECTIONS, "pool_class": "imweb.cache.SharedConnectionPool"},
     }
 }
 
