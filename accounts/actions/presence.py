@@ -73,40 +73,61 @@ def presence_for_viewer(viewer: User, contact: User) -> Presence | None:
 
 def presence_audience(user: User) -> list[int]:
     """Local users who see this user's presence, plus the user (their own tabs show it too)."""
-    domain = settings.IMWEB_DOMAIN
-    shared_with = RosterItem.objects.filter(
-        owner=user, subscription__in=[Subscription.FROM, Subscription.BOTH], jid__endswith=f"@{domain}"
-    ).values_list("jid", flat=True)
-    usernames = [jid.rpartition("@")[0] for jid in shared_with]
-    return [user.pk, *User.objects.filter(username__in=usernames).values_list("pk", flat=True)]
+    return _Audience(user).local()
 
 
-def _announce_if_changed(user: User, before: Presence) -> None:
+class _Audience:
+    """Who hears of this user's presence, from one read of their contact list (what a tab's coming and going
+    costs: it is the hot path of a reconnect storm)."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.rows = list(
+            RosterItem.objects.filter(
+                owner=user, subscription__in=[Subscription.FROM, Subscription.BOTH, Subscription.TO]
+            ).values_list("jid", "subscription")
+        )
+        self.suffix = f"@{settings.IMWEB_DOMAIN}"
+
+    def _shared_with(self) -> list[str]:
+        return [jid for jid, sub in self.rows if sub in (Subscription.FROM, Subscription.BOTH)]
+
+    def local(self) -> list[int]:
+        usernames = [jid.removesuffix(self.suffix) for jid in self._shared_with() if jid.endswith(self.suffix)]
+        ids = User.objects.filter(username__in=usernames).values_list("pk", flat=True) if usernames else []
+        return [self.user.pk, *ids]
+
+    def remote(self) -> list[str]:
+        """Remote JIDs this user shares presence with (`from`/`both`), minus those the user blocks (or whose
+        server the user blocks). A remote server's blocks are its own business: it filters what it receives."""
+        jids = [jid for jid in self._shared_with() if not jid.endswith(self.suffix)]
+        if not jids:
+            return []
+        blocks = set(BlockedJid.objects.filter(owner=self.user).values_list("jid", flat=True))
+        return [jid for jid in jids if jid not in blocks and jid.rpartition("@")[2] not in blocks]
+
+    def watched_remote(self) -> list[str]:
+        """Remote contacts whose presence this user sees (`to`/`both`): the ones to probe."""
+        return [
+            jid
+            for jid, sub in self.rows
+            if sub in (Subscription.TO, Subscription.BOTH) and not jid.endswith(self.suffix)
+        ]
+
+
+def _announce_if_changed(user: User, before: Presence, audience: _Audience | None = None) -> None:
     after = presence_of(user)
-    if after != before:
-        notify_users(presence_audience(user), events.roster_changed())
-    if (after.show, after.status) != (before.show, before.status):
-        _broadcast_to_remote(user, after)
-
-
-def _remote_audience(user: User) -> list[str]:
-    """Remote JIDs this user shares presence with (`from`/`both`), minus those the user blocks (or whose
-    server the user blocks). A remote server's blocks are its own business: it filters what it receives."""
-    domain = settings.IMWEB_DOMAIN
-    jids = RosterItem.objects.filter(owner=user, subscription__in=[Subscription.FROM, Subscription.BOTH]).exclude(
-        jid__endswith=f"@{domain}"
-    )
-    blocks = set(BlockedJid.objects.filter(owner=user).values_list("jid", flat=True))
-    return [
-        jid for jid in jids.values_list("jid", flat=True) if jid not in blocks and jid.rpartition("@")[2] not in blocks
-    ]
-
-
-def _broadcast_to_remote(user: User, presence: Presence) -> None:
-    """RFC 6121 §4.4.2: every change goes to each remote contact we share presence with, one stanza per JID
-    (the outbox groups them by server); going offline is `unavailable`."""
-    for jid in _remote_audience(user):
-        outbox.presence(user.jid, jid, presence.show, presence.status)
+    changed, remote = after != before, (after.show, after.status) != (before.show, before.status)
+    if not changed and not remote:
+        return
+    audience = audience or _Audience(user)
+    if changed:
+        notify_users(audience.local(), events.roster_changed())
+    if remote:
+        # RFC 6121 §4.4.2: every change goes to each remote contact we share presence with, one stanza per JID
+        # (the outbox groups them by server); going offline is `unavailable`.
+        for jid in audience.remote():
+            outbox.presence(user.jid, jid, after.show, after.status)
 
 
 def send_presence_to_remote(user: User, jid: str) -> None:
@@ -166,21 +187,14 @@ def open_session(user: User, resource: str) -> PresenceSession:
         first = not user.presence_sessions.exists()
         before = presence_of(user)
         session = PresenceSession.objects.create(user=user, resource=resource, heartbeat_at=timezone.now())
-        _announce_if_changed(user, before)
-        if first:
-            _probe_remote_contacts(user)
+        audience = _Audience(user) if first else None
+        _announce_if_changed(user, before, audience)
+        if audience is not None:
+            # RFC 6121 §4.3.1: coming online, ask each remote contact's server for their current presence (what
+            # we kept may be stale: their server only tells us about changes).
+            for jid in audience.watched_remote():
+                outbox.probe(user.jid, jid)
     return session
-
-
-def _probe_remote_contacts(user: User) -> None:
-    """RFC 6121 §4.3.1: coming online, ask each remote contact's server for their current presence (what we
-    kept may be stale: their server only tells us about changes)."""
-    domain = settings.IMWEB_DOMAIN
-    seen = RosterItem.objects.filter(owner=user, subscription__in=[Subscription.TO, Subscription.BOTH]).exclude(
-        jid__endswith=f"@{domain}"
-    )
-    for jid in seen.values_list("jid", flat=True):
-        outbox.probe(user.jid, jid)
 
 
 def close_session(resource: str) -> None:
