@@ -46,6 +46,7 @@ READY_TIMEOUT_SECONDS = 90.0
 # Connections the kernel holds for the web processes before they accept them (Twisted's own default is 50: a
 # reconnect storm after a restart overflowed it). Linux caps it at net.core.somaxconn (4096 by default).
 LISTEN_BACKLOG = 4096
+WEBSOCKET_CONNECT_TIMEOUT = 60
 # A child that ran this long before dying is restarted after the shortest wait again.
 HEALTHY_AFTER_SECONDS = 30.0
 FIRST_BACKOFF_SECONDS = 1.0
@@ -208,13 +209,15 @@ def listen(bind: str, port: int) -> socket.socket:
 def web_children(bind: str, port: int, processes: int) -> tuple[list[Child], socket.socket | None]:
     """Daphne processes serving the web port, and the listening socket they share (`--fd`). Daphne's fd endpoint
     takes IPv4 sockets only, so an IPv6 address is served by one Daphne binding it itself."""
-    daphne = venv_tool("daphne")
+    # A WebSocket handshake may wait for its session behind other sockets' database work: during a reconnect
+    # storm Daphne's default of 5 s dropped hundreds, which then reconnected and made the storm last longer.
+    daphne = [venv_tool("daphne"), "--websocket_connect_timeout", str(WEBSOCKET_CONNECT_TIMEOUT)]
     if ":" in bind:
-        argv = [daphne, "-b", bind.strip("[]"), "-p", str(port), "imweb.asgi:application"]
+        argv = [*daphne, "-b", bind.strip("[]"), "-p", str(port), "imweb.asgi:application"]
         return [Child("web", argv)], None
     listener = listen(bind, port)
     fd = listener.fileno()
-    argv = [daphne, "--fd", str(fd), "imweb.asgi:application"]
+    argv = [*daphne, "--fd", str(fd), "imweb.asgi:application"]
     names = ["web"] if processes == 1 else [f"web{n}" for n in range(1, processes + 1)]
     return [Child(name, argv, pass_fds=(fd,)) for name in names], listener
 
