@@ -147,3 +147,17 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.jid} {self.emoji} on {self.message_id}"
+
+
+class MissedEmailCheck(models.Model):
+    """A missed-message email may be due for this person at `due_at` (chat.actions.missed_email); null when
+    nothing is waiting. Kept in the database, written with the message that makes it due, so a restart or a lost
+    Valkey delays the email (until the next sweep) but never loses it. `version` moves on with every message,
+    so a sweep that read the row before a new message came cannot clear it."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    due_at = models.DateTimeField(null=True, db_index=True)
+    version = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"missed-message check for {self.user_id} at {self.due_at}"

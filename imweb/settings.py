@@ -355,6 +355,12 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # then); 0 turns these emails off. Links in emails start with IMWEB_SITE_URL (sent by the worker, which has no
 # request to take the address from).
 IMWEB_MISSED_MESSAGE_EMAIL_SECONDS = env_int("IMWEB_MISSED_MESSAGE_EMAIL_SECONDS", 15 * 60)
+# Beat looks for missed-message emails that are due this often (chat.actions.missed_email).
+IMWEB_MISSED_EMAIL_SWEEP_SECONDS = env_int("IMWEB_MISSED_EMAIL_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["sweep-missed-emails"] = {
+    "task": "chat.tasks.sweep_missed_emails",
+    "schedule": float(IMWEB_MISSED_EMAIL_SWEEP_SECONDS),
+}
 IMWEB_SITE_URL = (
     os.environ.get("IMWEB_SITE_URL")
     or f"{'https' if env_bool('IMWEB_HTTPS', False) else 'http'}://{ALLOWED_HOSTS[0].lstrip('.')}"

@@ -1,12 +1,13 @@
 """Missed-message email: someone who has not read a message for IMWEB_MISSED_MESSAGE_EMAIL_SECONDS gets one
 email about it, together with everything else then unread, across all their conversations.
 
-How it runs: every stored message schedules, on commit, a Celery task per recipient (`chat.tasks`), at most
-one pending per recipient at a time (a Redis key is the fast path; the database decides). When the task runs,
-`email_missed_messages` picks the unread messages that are at least the delay old, marks them as emailed
-(`Participant.emailed_seq`) and sends one email; messages still younger than the delay get a follow-up task
-at the moment they become due. A message is in at most one email: the marker only moves forward, in the
-same transaction that read it.
+How it runs: every stored message records, in its own transaction, when a check is due for each recipient
+(`MissedEmailCheck`: one row per person, the earliest due time kept). Celery beat sweeps the due rows every
+IMWEB_MISSED_EMAIL_SWEEP_SECONDS (`sweep_missed_emails`): `email_missed_messages` picks the unread messages
+that are at least the delay old, marks them as emailed (`Participant.emailed_seq`) and sends one email, and the
+row moves on to when the next unread message becomes due (or goes). Nothing lives only in the broker, so a
+restart or a lost Valkey delays an email, never loses it. A message is in at most one email: the marker only
+moves forward, in the same transaction that read it.
 
 Never emailed: the reader's own messages, deleted ones, conversations waiting in their Requests, rooms they
 left, people who turned these emails off (profile), inactive accounts, and addresses not verified (an email
@@ -22,9 +23,8 @@ from datetime import datetime, timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.template.loader import render_to_string
@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.actions.common import current_members
-from chat.models import Conversation, Message, Participant
+from chat.models import Conversation, Message, MissedEmailCheck, Participant
 from chat.rendering import preview_text
 
 logger = logging.getLogger(__name__)
@@ -41,42 +41,57 @@ logger = logging.getLogger(__name__)
 MAX_CONVERSATIONS = 10  # listed in one email; the rest are counted
 MAX_MESSAGES_SHOWN = 3  # the newest few of each conversation
 PREVIEW_CHARS = 140
-_PENDING_KEY = "chat:missed-email:{}"
+SWEEP_BATCH = 500  # checks run in one sweep; the rest wait for the next
+RETRY_SECONDS = 300
 
 
 def email_delay() -> int:
     return getattr(settings, "IMWEB_MISSED_MESSAGE_EMAIL_SECONDS", 0)
 
 
-def schedule_missed_message_email(user_ids: list[int], *, countdown: float | None = None) -> None:
-    """On commit of the current transaction, make sure a missed-message task is pending for each user.
+def schedule_missed_message_email(user_ids: list[int]) -> None:
+    """Inside the sender's transaction: a check is due for each of these users once the delay has passed (an
+    earlier one already due stays). One statement for any number of users.
 
     Called by the send path for every recipient who is notified (not the sender, not Requests).
     """
     delay = email_delay()
+    user_ids = sorted(set(user_ids))  # one row each: an upsert may not touch a row twice
     if delay <= 0 or not user_ids:
         return
-    wait = delay if countdown is None else max(0.0, countdown)
-
-    def schedule() -> None:
-        from chat.tasks import send_missed_message_email  # the task module imports this one
-
-        # One pending task per user is enough: it sends whatever is due and schedules its own follow-up. The
-        # keys say which users have one, all checked in one round trip (Django's cache has no pipeline; its
-        # redis-py client does). A key may vanish (Redis restarted): a second task then finds nothing new.
-        pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
-        for user_id in user_ids:
-            pipe.set(cache.make_and_validate_key(_PENDING_KEY.format(user_id)), 1, nx=True, ex=int(wait) + 60)
-        for user_id, fresh in zip(user_ids, pipe.execute(), strict=True):
-            if fresh:
-                send_missed_message_email.apply_async((user_id,), countdown=wait)
-
-    # robust: a broker that cannot be reached must not turn a stored message into an error for its sender.
-    transaction.on_commit(schedule, robust=True)
+    due_at = timezone.now() + timedelta(seconds=delay)
+    table = MissedEmailCheck._meta.db_table
+    rows = ", ".join(["(%s, %s, 1)"] * len(user_ids))
+    # Plain SQL: an upsert that keeps the earlier due time and moves the version on (both SQLite and PostgreSQL
+    # spell it this way); the ORM's bulk_create can only overwrite or ignore.
+    sql = (
+        f"INSERT INTO {table} (user_id, due_at, version) VALUES {rows} ON CONFLICT (user_id) DO UPDATE SET"  # noqa: S608
+        f" version = {table}.version + 1,"
+        f" due_at = CASE WHEN {table}.due_at IS NULL OR {table}.due_at > excluded.due_at"
+        f" THEN excluded.due_at ELSE {table}.due_at END"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for user_id in user_ids for value in (user_id, due_at)])
 
 
-def clear_pending(user_id: int) -> None:
-    cache.delete(_PENDING_KEY.format(user_id))
+def sweep_missed_emails(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> int:
+    """Run the checks that are due (at most `limit`); returns how many emails went out. A check whose email
+    fails (the mail server is away) is tried again after RETRY_SECONDS; the messages were given back. A check
+    that a new message touched meanwhile stays due, and the next sweep looks again."""
+    now = now or timezone.now()
+    due = list(MissedEmailCheck.objects.filter(due_at__lte=now).select_related("user").order_by("due_at")[:limit])
+    sent = 0
+    for check in due:
+        try:
+            result = email_missed_messages(check.user, now=now)
+        except OSError:
+            logger.warning("missed-message email to user %s failed; trying again later", check.user_id, exc_info=True)
+            next_due = now + timedelta(seconds=RETRY_SECONDS)
+        else:
+            sent += result.sent_to is not None
+            next_due = result.next_due
+        MissedEmailCheck.objects.filter(pk=check.pk, version=check.version).update(due_at=next_due)
+    return sent
 
 
 @dataclass(frozen=True)

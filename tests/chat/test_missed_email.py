@@ -3,7 +3,7 @@ left rooms, own or deleted messages, or people who turned it off; scheduled on c
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import socket
 import uuid
 from datetime import timedelta
@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from accounts import actions as accounts
 from chat import actions
-from chat.actions.missed_email import email_missed_messages
-from chat.models import Message, Participant
-from chat.tasks import send_missed_message_email
+from chat.actions import missed_email
+from chat.actions.missed_email import email_missed_messages, sweep_missed_emails
+from chat.models import Message, MissedEmailCheck, Participant
 
 pytestmark = pytest.mark.django_db
 
@@ -191,51 +191,65 @@ def test_a_failed_send_gives_the_messages_back_for_the_retry(settings, alice, bo
 # --- Scheduling through the real broker --------------------------------------------------------------------
 
 
-def queued_tasks() -> list[dict]:
-    """The task messages waiting in the Celery broker (the test session's own Valkey)."""
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    try:
-        return [json.loads(raw)["headers"] for raw in client.lrange("celery", 0, -1)]
-    finally:
-        client.close()
+def checks() -> dict[int, tuple]:
+    """The missed-message checks in the database: user id -> (due at, version)."""
+    return {row.user_id: (row.due_at, row.version) for row in MissedEmailCheck.objects.all()}
 
 
-def test_sending_schedules_one_task_per_recipient_after_the_delay(alice, bob, django_capture_on_commit_callbacks):
+def test_sending_records_one_check_per_recipient_in_the_database(alice, bob):
     befriend(alice, bob)
     before = timezone.now()
-    with django_capture_on_commit_callbacks(execute=True):
-        send(alice, bob.jid, "one")
-    with django_capture_on_commit_callbacks(execute=True):
-        send(alice, bob.jid, "two")
+    send(alice, bob.jid, "one")
+    ((first_due, first_version),) = checks().values()
+    send(alice, bob.jid, "two")
 
-    (task,) = queued_tasks()
-    assert task["task"] == "chat.tasks.send_missed_message_email"
-    assert task["argsrepr"] == f"({bob.pk},)"
-    eta = timezone.datetime.fromisoformat(task["eta"])
-    assert before + timedelta(seconds=DELAY - 1) <= eta <= timezone.now() + timedelta(seconds=DELAY + 1)
-
-
-def test_no_task_when_the_recipient_has_it_waiting_in_requests(alice, bob, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        send(alice, bob.jid, "hello stranger")
-
-    assert queued_tasks() == []
+    assert set(checks()) == {bob.pk}  # the sender has nothing to be told about
+    due, version = checks()[bob.pk]
+    assert due == first_due  # the earlier due time stays
+    assert before + timedelta(seconds=DELAY - 1) <= due <= timezone.now() + timedelta(seconds=DELAY + 1)
+    assert version == first_version + 1
 
 
-def test_the_task_emails_what_is_due_and_schedules_a_follow_up_for_the_rest(
-    alice, bob, django_capture_on_commit_callbacks
-):
+def test_no_check_when_the_recipient_has_it_waiting_in_requests(alice, bob):
+    send(alice, bob.jid, "hello stranger")
+    assert checks() == {}
+
+
+def test_the_sweep_emails_what_is_due_and_keeps_a_check_for_the_rest(alice, bob):
     befriend(alice, bob)
     old = send(alice, bob.jid, "sent a while ago")
     Message.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(seconds=DELAY + 5))
-    send(alice, bob.jid, "just now")
+    MissedEmailCheck.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    new = send(alice, bob.jid, "just now")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        assert send_missed_message_email(bob.pk) == 1
-
+    assert sweep_missed_emails() == 1
     (email,) = mail.outbox
     assert "sent a while ago" in email.body and "just now" not in email.body
-    (follow_up,) = queued_tasks()
-    assert follow_up["task"] == "chat.tasks.send_missed_message_email"
-    eta = timezone.datetime.fromisoformat(follow_up["eta"])
-    assert timezone.now() + timedelta(seconds=DELAY - 5) <= eta <= timezone.now() + timedelta(seconds=DELAY + 1)
+    due, _ = checks()[bob.pk]
+    assert due == later(Message.objects.get(pk=new.pk))  # when "just now" becomes due
+    assert sweep_missed_emails() == 0 and len(mail.outbox) == 1  # nothing else is due yet
+
+
+def test_a_message_that_comes_while_the_sweep_works_is_not_forgotten(alice, bob, monkeypatch):
+    befriend(alice, bob)
+    old = send(alice, bob.jid, "first")
+    Message.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(seconds=DELAY + 5))
+    MissedEmailCheck.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    real = missed_email.email_missed_messages
+
+    def meanwhile(user, **kwargs):
+        result = real(user, **kwargs)
+        send(alice, bob.jid, "arrived during the sweep")  # after the sweep read the unread messages
+        return dataclasses.replace(result, next_due=None)  # as it was when the sweep read the unread messages
+
+    monkeypatch.setattr(missed_email, "email_missed_messages", meanwhile)
+    assert sweep_missed_emails() == 1
+    due, _ = checks()[bob.pk]
+    assert due is not None  # the new message's check survived the sweep's clean-up
+
+
+def test_checks_survive_a_lost_broker_because_they_are_rows(alice, bob):
+    befriend(alice, bob)
+    send(alice, bob.jid, "kept in the database")
+    redis.Redis.from_url(django_settings.REDIS_URL).flushall()  # Valkey restarted without persistence
+    assert set(checks()) == {bob.pk}
