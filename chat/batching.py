@@ -20,9 +20,10 @@ import weakref
 from collections.abc import Sequence
 
 from channels.db import database_sync_to_async
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError
 
 from chat.actions.messages import SendRequest, SendResult, send_messages
+from chat.errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,12 @@ def _store(requests: Sequence[SendRequest]) -> list[SendResult]:
     for attempt in range(LOCKED_RETRIES + 1):
         try:
             return send_messages(requests)
-        except OperationalError as exc:
-            if "locked" not in str(exc) or attempt == LOCKED_RETRIES:
-                raise
+        except DatabaseError as exc:
+            if not isinstance(exc, OperationalError) or "locked" not in str(exc) or attempt == LOCKED_RETRIES:
+                # A full disk, a read-only or unreachable database: each sender hears that nothing was stored
+                # and when to try again (the browser does it by itself, with the same client id).
+                logger.error("could not store %d messages: %s", len(requests), exc)
+                return [StorageUnavailable() for _ in requests]
             logger.warning("sending %d messages met a locked database; trying again", len(requests))
             # A blocking pause is right here: this runs on the database thread, which is what is waiting.
             time.sleep(LOCKED_PAUSE_SECONDS * (attempt + 1))

@@ -31,7 +31,7 @@ from chat.access import membership, parse_seq
 from chat.actions.messages import SendRequest, Sent
 from chat.actions.typing import TYPING_EXPIRES_SECONDS
 from chat.cursor import Cursor, Verdict
-from chat.errors import ChatError, NotFound
+from chat.errors import ChatError, NotFound, StorageUnavailable
 from chat.models import Participant
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,11 @@ class UserSocket(UserGroupSocket):
             result: object = ChatError("Say which conversation (or which address) this message is for.")
         else:
             request = SendRequest(user, to, frame.get("body"), client_id, frame.get("reply_to"))
-            result = await batching.send(request)
+            try:
+                result = await batching.send(request)
+            except Exception:  # a fault of ours: the tab keeps the message and retries it (same client id)
+                logger.exception("a send from %s failed", self.user_jid)
+                result = StorageUnavailable()
         if isinstance(result, Exception):
             retry_after = getattr(result, "retry_after", None)
             error = fragments.composer_error(str(result), client_id, frame.get("conversation", ""), retry_after)

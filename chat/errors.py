@@ -74,3 +74,14 @@ class NotAContact(ChatError):
         names = ", ".join(jids)
         super().__init__(f"Only contacts who share presence with you both ways can be added to a room; not: {names}.")
         self.jids = jids
+
+
+class StorageUnavailable(ChatError):
+    """The database could not store the message right now (the disk is full, the database read-only or away);
+    nothing was stored, and the same send will work again once it can."""
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__(
+            f"The server cannot store messages right now; yours is kept and sent again in {retry_after} seconds."
+        )
+        self.retry_after = retry_after

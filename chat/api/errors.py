@@ -21,6 +21,7 @@ from chat.errors import (
     NotFound,
     RemoteNotSupported,
     SlowDown,
+    StorageUnavailable,
 )
 
 
@@ -68,6 +69,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (InvalidTokenName, 422, "invalid_field"),
     (RemoteNotSupported, 422, "remote_not_supported"),
     (SlowDown, 429, "slow_down"),
+    (StorageUnavailable, 503, "storage_unavailable"),
     (RateLimited, 429, "rate_limited"),
     (ContactError, 409, "conflict"),
     (ChatError, 409, "conflict"),
