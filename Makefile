@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format system-deps check-python clean
+.PHONY: run test lint format system-deps check-python clean fuzz
 
 run: $(VENV)/.installed
 	$(PY) -m imweb.supervisor
@@ -13,6 +13,10 @@ test: $(VENV)/.installed-dev system-deps
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 	$(PY) -m tests.scaled.on_postgres
+
+# The property-based tests of untrusted input (tests/property/), long: 20,000 examples each.
+fuzz: $(VENV)/.installed-dev
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/property -p no:cacheprovider
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .

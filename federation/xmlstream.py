@@ -224,6 +224,10 @@ class XMLStreamParser:
                     events.append(self._open(element))
                 else:
                     _check_prefixes_declared(element)
+                    if self._depth == 2 and element.tag == STREAM_TAG:
+                        # A new stream header inside the open stream (no STARTTLS restart asked for it) would
+                        # otherwise wait, as a stanza that never ends, for the handshake or idle timeout.
+                        raise StreamError("invalid-xml", "a stream header inside an open stream")
             else:
                 self._depth -= 1
                 if self._depth == 1:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.servers import Valkey
 
@@ -39,3 +41,12 @@ def clean_cache(valkey: Valkey | None) -> None:
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     return OUTPUT_DIR
+
+
+# Property-based tests (tests/property/): a brief run in `make test`, a long one with `make fuzz`.
+
+hypothesis_settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True)
+hypothesis_settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -733,3 +733,15 @@ def test_text_and_attribute_values_are_escaped() -> None:
 )
 def test_parsed_stanzas_serialise_back_to_the_same_bytes(stanza: bytes) -> None:
     assert to_xml(parse_stanza(stanza)) == stanza
+
+
+def test_a_second_stream_header_inside_an_open_stream_is_an_error_at_once() -> None:
+    parser = XMLStreamParser()
+    parser.feed(HEADER)
+    second = (
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"
+        b" from='prosody.localhost' to='imweb.localhost' version='1.0'>"
+    )
+    with pytest.raises(StreamError) as raised:
+        parser.feed(second)  # not a stanza that never ends: no timeout needed to see it
+    assert raised.value.args[0] == "invalid-xml"
