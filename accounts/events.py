@@ -16,6 +16,7 @@ Elsewhere (the Celery worker, management commands, tests outside a loop) the com
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -179,7 +180,7 @@ def _enqueue(batch: list[tuple[int, Event]]) -> None:
     global _draining
     _waiting.append(batch)
     if _draining is None or _draining.done():
-        _draining = asyncio.ensure_future(_drain())
+        _draining = asyncio.get_running_loop().create_task(_drain(), context=contextvars.Context())
 
 
 async def _drain() -> None:

@@ -9,6 +9,7 @@ so its person comes back online; a socket that goes away stops being refreshed a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,8 @@ class Heartbeats:
         """Refresh `resource` on every beat; `reopen()` opens it again if it was swept."""
         self.sessions[resource] = reopen
         if self.task is None or self.task.done():
-            self.task = asyncio.ensure_future(self._beat())
+            # A context of its own: the task outlives the socket that started it (see chat.batching).
+            self.task = asyncio.get_running_loop().create_task(self._beat(), context=contextvars.Context())
 
     def drop(self, resource: str) -> None:
         self.sessions.pop(resource, None)

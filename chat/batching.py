@@ -14,6 +14,7 @@ SQLite's write lock past the busy timeout) is tried again, a few times, before i
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import weakref
@@ -60,7 +61,9 @@ class SendBatcher:
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self.pending.append((request, future))
         if self.task is None:
-            self.task = asyncio.ensure_future(self._run())
+            # A context of its own: the task outlives the request or socket that started it, and a request's
+            # context carries its own database thread (asgiref's ThreadSensitiveContext), which ends with it.
+            self.task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
         return await future
 
     async def _run(self) -> None:

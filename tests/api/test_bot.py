@@ -27,7 +27,8 @@ _CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(Path(tmp_path_factory.mktemp("api"))).start()
+    # A bot may send far faster than a person: the limit is a setting, raised here as an operator would.
+    service = Service(Path(tmp_path_factory.mktemp("api")), env={"IMWEB_MESSAGE_RATE_LIMITS": "1000/10"}).start()
     yield service
     assert service.stop() == 0, service.log()
 
@@ -152,3 +153,38 @@ def test_a_revoked_bot_token_is_refused_and_its_stream_cannot_open(service: Serv
     url = service.url.replace("http://", "ws://") + "/api/v1/stream"
     with connect(url, additional_headers={"Authorization": bot.headers["Authorization"]}, open_timeout=TIMEOUT) as s:
         assert next_event(s, "error")["code"] == "unauthenticated"
+
+
+def test_many_bots_sending_at_once_are_all_answered_and_stored_once(service):
+    import asyncio
+
+    sign_up(service, "burst")
+    sign_up(service, "sink")
+    api = api_login(service, "burst")
+    sink = api_login(service, "sink")
+    me = {"burst": api.get("/me").json()["jid"], "sink": sink.get("/me").json()["jid"]}
+    api.post("/contacts", json={"jid": me["sink"]}).raise_for_status()
+    sink.post(f"/contacts/{me['burst']}/accept").raise_for_status()
+    conversation = api.post("/messages", json={"to": me["sink"], "body": "hi", "client_id": str(uuid.uuid4())})
+    conversation_id = conversation.json()["conversation"]
+    bots, each = 20, 8
+    client_ids = [str(uuid.uuid4()) for _ in range(bots * each)]
+
+    async def bot(http: httpx.AsyncClient, mine: list[str]) -> list[int]:
+        codes = []
+        for cid in mine:  # one after the other, as a bot waits for each answer
+            answer = await http.post("/messages", json={"to": conversation_id, "body": cid, "client_id": cid})
+            codes.append(answer.status_code)
+        return codes
+
+    async def burst() -> list[int]:
+        # Sends that arrive together are stored together (chat.batching): the batching outlives the request
+        # that started it, and every request after it must still be served.
+        async with httpx.AsyncClient(base_url=service.url + "/api/v1", headers=api.headers, timeout=TIMEOUT) as http:
+            answers = await asyncio.gather(*(bot(http, client_ids[n::bots]) for n in range(bots)))
+            return [code for codes in answers for code in codes]
+
+    assert asyncio.run(burst()) == [201] * len(client_ids)
+    stored = api.get(f"/conversations/{conversation_id}/messages", params={"after_seq": 0, "limit": 500}).json()
+    ids = [m["client_id"] for m in stored["messages"]]
+    assert sorted(i for i in ids if i in client_ids) == sorted(client_ids) and len(ids) == len(set(ids))
