@@ -34,6 +34,16 @@ LOCKED_RETRIES = 5
 LOCKED_PAUSE_SECONDS = 0.2
 
 
+_storage_failed_at: float | None = None
+STORAGE_FAILURE_SHOWN_SECONDS = 10.0
+
+
+def storage_failed_recently() -> bool:
+    """Whether this process failed to store messages lately (for /healthz: a read or a one-row write may still
+    pass on a full disk while every send fails)."""
+    return _storage_failed_at is not None and time.monotonic() - _storage_failed_at < STORAGE_FAILURE_SHOWN_SECONDS
+
+
 def _store(requests: Sequence[SendRequest]) -> list[SendResult]:
     for attempt in range(LOCKED_RETRIES + 1):
         try:
@@ -43,6 +53,8 @@ def _store(requests: Sequence[SendRequest]) -> list[SendResult]:
                 # A full disk, a read-only or unreachable database: each sender hears that nothing was stored
                 # and when to try again (the browser does it by itself, with the same client id).
                 logger.error("could not store %d messages: %s", len(requests), exc)
+                global _storage_failed_at
+                _storage_failed_at = time.monotonic()
                 return [StorageUnavailable() for _ in requests]
             logger.warning("sending %d messages met a locked database; trying again", len(requests))
             # A blocking pause is right here: this runs on the database thread, which is what is waiting.

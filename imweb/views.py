@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from chat import batching
 from imweb.supervisor import read_record
 
 logger = logging.getLogger(__name__)
@@ -19,13 +21,25 @@ logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_SECONDS = 3.0
 
 
+# SQLite needs room to grow its write-ahead log: with less than this free next to the database, sends fail.
+MIN_FREE_BYTES = 4 * 1024 * 1024
+
+
 def _check_database() -> None:
-    """The database accepts a write: a row of Django's migration table is written back as it is, in a committed
-    transaction (a full disk or a read-only database fails here, where a read would still pass)."""
+    """The database accepts writes: a row of Django's migration table is written back as it is, in a committed
+    transaction (a read-only or unreachable database fails here, where a read would still pass); SQLite's disk has
+    room to grow; and this process has not failed to store messages lately (a full disk may still take one
+    small write while every message fails)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "UPDATE django_migrations SET applied = applied WHERE id = (SELECT MIN(id) FROM django_migrations)"
         )
+    if connection.vendor == "sqlite":
+        stat = os.statvfs(Path(connection.settings_dict["NAME"]).parent)
+        if stat.f_bavail * stat.f_frsize < MIN_FREE_BYTES:
+            raise OSError("the disk under the database is full")
+    if batching.storage_failed_recently():
+        raise OSError("messages could not be stored in the last seconds")
 
 
 async def _check_channel_layer() -> None:

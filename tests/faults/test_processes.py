@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -29,9 +30,12 @@ def processes(service: Service) -> dict[str, dict]:
 
 
 def health(service: Service) -> dict:
+    """/healthz's answer (a 503 has its body too), {} when the web process does not answer."""
     try:
         with urllib.request.urlopen(service.url + "/healthz", timeout=2) as answer:
             return json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return json.loads(err.read())
     except (OSError, ValueError):
         return {}
 

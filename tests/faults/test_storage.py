@@ -58,11 +58,10 @@ def test_a_full_disk_refuses_sends_clearly_and_everything_recovers_when_space_re
             conversation = Conversation.start(service, prefix="d")
             http = httpx.Client(base_url=service.url + "/api/v1", timeout=30, headers=_auth(conversation.ada))
             filler = fill(disk)
-            refused = None
+            refused, client_id = None, ""
             for _ in range(500):  # the database's write-ahead log may hold a few more before it must grow
-                answer = http.post(
-                    "/messages", json={"to": conversation.id, "body": BODY, "client_id": str(uuid.uuid4())}
-                )
+                client_id = str(uuid.uuid4())
+                answer = http.post("/messages", json={"to": conversation.id, "body": BODY, "client_id": client_id})
                 if answer.status_code != 201:
                     refused = answer
                     break
@@ -77,7 +76,6 @@ def test_a_full_disk_refuses_sends_clearly_and_everything_recovers_when_space_re
 
             filler.unlink()  # space returns
             wait_for(lambda: health(service).get("status") == "ok", 30, "/healthz to recover")
-            client_id = refused.request.content.decode().split('"client_id": "')[1].split('"')[0]
             again = http.post("/messages", json={"to": conversation.id, "body": BODY, "client_id": client_id})
             assert again.status_code == 201
             stored = http.get(f"/conversations/{conversation.id}/messages", params={"after_seq": 0, "limit": 500})
