@@ -6,19 +6,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0005_chat_privacy'),
-        ('chat', '0003_participant_emailed_seq'),
+        ("accounts", "0005_chat_privacy"),
+        ("chat", "0003_participant_emailed_seq"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MissedEmailCheck',
+            name="MissedEmailCheck",
             fields=[
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('due_at', models.DateTimeField(db_index=True, null=True)),
-                ('version', models.PositiveBigIntegerField(default=0)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("due_at", models.DateTimeField(db_index=True, null=True)),
+                ("version", models.PositiveBigIntegerField(default=0)),
             ],
         ),
     ]
