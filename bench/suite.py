@@ -10,7 +10,8 @@ Steps, in order, each a `python -m bench.<script>` process whose output is shown
 3. ceiling.txt: bench.ceiling for imweb, prosody and reference;
 4. storm.txt: bench.storm for imweb, prosody and reference (2,000 users);
 5. idle.txt: bench.idle for imweb, prosody and reference (1,000 users);
-6. scaled.txt: bench.delivery --servers scaled at the design load.
+6. scaled.txt: bench.delivery --servers scaled at the design load;
+7. catchup.txt: bench.catchup (1,000 missed messages, on the page socket and the API stream).
 
 Then bench.summary's table. The whole run is bounded by --minutes: each step gets at most its share of what is
 left, and a step still running at its limit is interrupted (SIGINT, so it stops its servers) and then killed.
@@ -46,6 +47,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
         ("storm.txt", ["bench.storm", "--servers", "imweb,prosody,reference", "--users", str(args.storm_users)], 4),
         ("idle.txt", ["bench.idle", "--servers", "imweb,prosody,reference", "--users", str(args.idle_users)], 3),
         ("scaled.txt", ["bench.delivery", "--servers", "scaled", *load], 4),
+        ("catchup.txt", ["bench.catchup", "--missed", "1000", "--rounds", "3"], 1),
     ]
 
 

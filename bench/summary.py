@@ -1,8 +1,8 @@
 """The side-by-side table of a `make bench` run: every imweb figure beside Prosody's and the relay's, with the ratios.
 
 `python -m bench.summary DIR` reads the outputs bench.suite saved in DIR (delivery.txt, delivery-api.txt,
-ceiling.txt, storm.txt, idle.txt, scaled.txt; a missing or failed step leaves its rows empty) and prints one
-markdown table. Ratios are imweb / other: above 1 is better for rates, worse for latencies, CPU and memory.
+ceiling.txt, storm.txt, idle.txt, scaled.txt, catchup.txt; a missing or failed step leaves its rows empty) and
+prints one markdown table. Ratios are imweb / other: above 1 is better for rates, worse for latencies, CPU and memory.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ PATTERNS = {
         re.M,
     ),
     "idle": re.compile(rf"^\[([\w-]+)\] idle users={NUM} open={NUM} .* per user={NUM} KiB", re.M),
+    "catchup": re.compile(
+        rf"^\[([\w-]+)\] catch-up of {NUM} missed messages: received={NUM} duplicated={NUM} "
+        rf"seconds median={NUM} max={NUM}",
+        re.M,
+    ),
     "load": re.compile(r"^\[machine\] load average \(1, 5, 15 min\) at (start|end): ([0-9.]+)", re.M),
 }
 
@@ -59,6 +64,9 @@ def parse(text: str) -> dict[str, dict[str, float | str]]:
             elif kind == "storm":
                 keys = ("users", "ready", "failed", "seconds", "rate", "cpu_ms")
                 row.update((f"storm_{k}", v) for k, v in zip(keys, map(_float, values), strict=True))
+            elif kind == "catchup":
+                keys = ("missed", "received", "duplicated", "seconds", "max_seconds")
+                row.update((f"catchup_{k}", v) for k, v in zip(keys, map(_float, values), strict=True))
             elif kind == "idle":
                 row.update(idle_users=_float(values[0]), idle_open=_float(values[1]), kib_per_user=_float(values[2]))
     return figures
@@ -101,6 +109,7 @@ def table(directory: Path) -> str:
     storm = read(directory, "storm.txt")
     idle = read(directory, "idle.txt")
     scaled = read(directory, "scaled.txt")
+    catchup = read(directory, "catchup.txt")
 
     def pick(source: dict, server: str, key: str) -> float | str | None:
         return source.get(server, {}).get(key)
@@ -147,6 +156,12 @@ def table(directory: Path) -> str:
     ):
         add(label, storm, "imweb", key, storm)
     add("idle memory per connected user, KiB", idle, "imweb", "kib_per_user", idle)
+    # Catch-up has no yardstick: the benchmark's Prosody keeps no offline messages (bench/xmpp.py).
+    for way, label in (("imweb-page", "a tab's socket"), ("imweb-api", "the API stream")):
+        if way in catchup:
+            missed = fmt(pick(catchup, way, "catchup_missed"))
+            rows.append((f"catch-up of {missed} missed messages over {label}: seconds (median)",
+                         pick(catchup, way, "catchup_seconds"), None, None))  # fmt: skip
 
     lines = [
         "| figure | imweb | Prosody 0.12 | relay | imweb / Prosody | imweb / relay |",
@@ -158,7 +173,7 @@ def table(directory: Path) -> str:
         )
     loads = [
         value
-        for source in (delivery, api, ceiling, storm, idle, scaled)
+        for source in (delivery, api, ceiling, storm, idle, scaled, catchup)
         for key, value in source.get("machine", {}).items()
         if isinstance(value, float)
     ]

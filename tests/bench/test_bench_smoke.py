@@ -85,6 +85,14 @@ def test_delivery_in_scaled_mode_prints_its_figures_with_nothing_lost_or_duplica
     assert re.search(rf"\[imweb-scaled\] latency ms: p50=({NUMBER}) p95=({NUMBER}) p99=({NUMBER}) max=", out), out
 
 
+def test_catch_up_sends_every_missed_message_once_on_the_page_socket_and_the_api_stream():
+    out = run_bench("bench.catchup", "--missed", "30", "--rounds", "1")
+
+    for way in ("page", "api"):
+        pattern = rf"\[imweb-{way}\] catch-up of 30 missed messages: received=30 duplicated=0 seconds median=({NUMBER})"
+        assert re.search(pattern, out), out
+
+
 def test_the_summary_table_puts_imweb_beside_prosody_and_the_relay(tmp_path):
     (tmp_path / "delivery.txt").write_text(
         "[imweb] sent=20 received=20 lost=0 duplicated=0 stored=20\n"
