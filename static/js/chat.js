@@ -164,18 +164,7 @@
     if (entry && retryAfter > 0) {
       // Sending too fast: nothing was stored. The message stays queued on screen and goes again by itself,
       // with the same client id (stored once), when the server says it may; nothing the person wrote is lost.
-      window.clearTimeout(entry.timer);
-      entry.tries = 0;
-      var status = entry.element.querySelector(".message__status");
-      if (status) {
-        status.textContent = "Waiting " + retryAfter + " s: sending too fast";
-      }
-      entry.timer = window.setTimeout(function () {
-        if (status) {
-          status.textContent = "Sending…";
-        }
-        attempt(clientId);
-      }, retryAfter * 1000);
+      hold(retryAfter);
     } else if (entry) {
       // Refused for good: nothing was stored, so the text goes back into the composer to be fixed, after what
       // is already there (a message written meanwhile is kept too).
@@ -435,6 +424,47 @@
     }
   }
 
+  // While the server holds this person back (sending too fast), every queued message waits, those written
+  // meanwhile too, and then all go again in the order they were written: a later message never overtakes an
+  // earlier one because its own wait happened to be rounded down.
+  var holdUntil = 0;
+  var holdTimer = null;
+
+  function held() {
+    return Date.now() < holdUntil;
+  }
+
+  function waitingText() {
+    return "Waiting " + Math.max(1, Math.ceil((holdUntil - Date.now()) / 1000)) + " s: sending too fast";
+  }
+
+  function hold(seconds) {
+    holdUntil = Math.max(holdUntil, Date.now() + seconds * 1000);
+    Object.keys(pending).forEach(function (clientId) {
+      var entry = pending[clientId];
+      window.clearTimeout(entry.timer);
+      entry.timer = null;
+      entry.tries = 0;
+      var status = entry.element.querySelector(".message__status");
+      if (status) {
+        status.textContent = waitingText();
+      }
+    });
+    window.clearTimeout(holdTimer);
+    holdTimer = window.setTimeout(release, holdUntil - Date.now());
+  }
+
+  function release() {
+    holdTimer = null;
+    Object.keys(pending).forEach(function (clientId) {  // insertion order: the order they were written
+      var status = pending[clientId].element.querySelector(".message__status");
+      if (status) {
+        status.textContent = "Sending…";
+      }
+      attempt(clientId);
+    });
+  }
+
   function attempt(clientId) {
     var entry = pending[clientId];
     if (!entry) {
@@ -489,7 +519,11 @@
     setReply(null);
     updateCounter();
     stopTyping();
-    attempt(clientId);
+    if (held()) {
+      element.querySelector(".message__status").textContent = waitingText();
+    } else {
+      attempt(clientId);
+    }
   }
 
   if (composer && input) {

@@ -339,3 +339,68 @@
 
   applyGroups(document);
 })();
+
+// The live connection (htmx's WebSocket extension on the chat page): say when it is lost and why. The extension
+// reconnects by itself after an abnormal close (1006, 1011, 1012, 1013); a server going away (1001, a web process
+// restarting) is reconnected here, with the same growing pause. A close the server chose (too many tabs, signed
+// out) is explained and not retried: retrying would only be refused again.
+(function () {
+  "use strict";
+
+  var TOO_MANY_SOCKETS = 4429;
+  var UNAUTHENTICATED = 4401;
+  var EXTENSION_RETRIES = [1006, 1011, 1012, 1013];
+  var leaving = false;
+  var retries = 0;
+  var lostTimer = null;
+
+  window.addEventListener("pagehide", function () {
+    leaving = true;
+  });
+
+  function show(text) {
+    var status = document.getElementById("connection-status");
+    if (!status) {
+      return;
+    }
+    status.textContent = text;
+    status.hidden = !text;
+  }
+
+  document.addEventListener("htmx:wsOpen", function () {
+    retries = 0;
+    clearTimeout(lostTimer);
+    lostTimer = null;
+    show("");
+  });
+
+  document.addEventListener("htmx:wsClose", function (event) {
+    if (leaving) {
+      return;
+    }
+    var close = event.detail && event.detail.event;
+    var code = close ? close.code : 1006;
+    if (code === TOO_MANY_SOCKETS) {
+      show("Too many imweb tabs are open for your account: close some of them, then reload this one.");
+      return;
+    }
+    if (code === UNAUTHENTICATED) {
+      show("You are signed out. Reload the page to sign in again.");
+      return;
+    }
+    // A short blip (a reconnect within a second or two) is not worth a banner.
+    if (!lostTimer) {
+      lostTimer = setTimeout(function () {
+        show("Connection lost. Reconnecting\u2026 Messages you send meanwhile go out when it is back.");
+      }, 1500);
+    }
+    if (EXTENSION_RETRIES.indexOf(code) < 0 && event.detail && event.detail.socketWrapper) {
+      var wrapper = event.detail.socketWrapper;
+      var delay = Math.min(1000 * Math.pow(2, retries), 30000) * (0.5 + Math.random() / 2);
+      retries += 1;
+      setTimeout(function () {
+        wrapper.reconnect();
+      }, delay);
+    }
+  });
+})();
