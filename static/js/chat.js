@@ -119,6 +119,21 @@
     }, lastRead ? READ_EVERY_MS : 0);
   }
 
+  // Leaving the page (another conversation, Profile, a reload) with a marker still waiting: send it now, or
+  // what was read here would count as unread on the next page.
+  window.addEventListener("pagehide", function () {
+    if (!readTimer) {
+      return;
+    }
+    window.clearTimeout(readTimer);
+    readTimer = null;
+    var seq = maxSeq();
+    if (openId && atNewest() && seq > lastRead) {
+      lastRead = seq;
+      send({ type: "mark.read", conversation: openId, seq: seq });
+    }
+  });
+
   function markDelivered(conversation, seq) {
     if (seq > (lastDelivered[conversation] || 0)) {
       lastDelivered[conversation] = seq;

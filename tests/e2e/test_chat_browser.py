@@ -191,12 +191,15 @@ def test_a_room_of_three_unread_counts_and_scrolling_back(service, browser):
 
     # Eli opens his direct conversation with Dora instead: the room's new messages count as unread there,
     # and they notify him.
+    # (He has read the room up to its newest message first: the tab in front and in focus, nothing unread.)
+    eli.bring_to_front()
+    expect(row(eli, "Climbing").locator(".convrow__unread")).to_be_hidden()
     eli.context.add_init_script(NOTIFICATION_RECORDER)
     eli.locator('#roster li[data-jid="dora@imweb.localhost"]').get_by_role("link", name="Message dora").click()
     expect(eli.locator("#pane-title")).to_have_text(f"dora@{DOMAIN}")
     say(dora, "anyone up for Saturday?")
     say(fay, "me!")
-    expect(row(eli, "Climbing").locator(".convrow__unread")).to_have_text(re.compile(r"^2"))
+    expect(row(eli, "Climbing").locator(".convrow__unread")).to_have_text(re.compile(r"^2\b"))
     expect(eli).to_have_title("(2) imweb")
     # (Messages close together may share one notification, which names the newest seen at that moment.)
     eli.wait_for_function("() => window.__notes.length > 0")
@@ -207,3 +210,33 @@ def test_a_room_of_three_unread_counts_and_scrolling_back(service, browser):
 
     assert dora_console.errors == []
     assert fay_console.errors == []
+
+
+def test_what_was_on_screen_when_the_tab_closed_is_not_left_unread(service, browser):
+    gil, _ = new_page(browser)
+    hal, _ = new_page(browser)
+    sign_up(gil, service, "gil")
+    sign_up(hal, service, "hal")
+    befriend(gil, "gil", hal, "hal")
+    gil.locator('#roster li[data-jid="hal@imweb.localhost"]').get_by_role("link", name="Message hal").click()
+    say(gil, "hi hal")
+    row(hal, "gil").locator("a").click()
+    say(hal, "one")
+    gil.bring_to_front()
+    expect(message(gil, "one")).to_be_visible()
+    expect(row(gil, "hal").locator(".convrow__unread")).to_be_hidden()
+
+    # Hal writes while Gil's window is in the background: it stays unread for him ...
+    hal.bring_to_front()
+    say(hal, "two")
+    expect(message(gil, "two")).to_be_visible()
+    expect(row(gil, "hal").locator(".convrow__unread")).to_have_text(re.compile(r"^1\b"))
+    # ... until he comes back to it; closing the tab at once still counts it as read.
+    gil.bring_to_front()
+    context = gil.context
+    gil.close()
+    again = context.new_page()
+    again.goto(service.url + "/")
+    expect(row(again, "hal")).to_be_visible()
+    expect(row(again, "hal").locator(".convrow__unread")).to_be_hidden()
+    expect(again).to_have_title("imweb")
