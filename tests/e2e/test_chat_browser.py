@@ -47,6 +47,21 @@ def message(page: Page, text: str):
     return page.locator(".convo__messages .message[data-seq]", has=page.get_by_text(text, exact=True))
 
 
+def chatting(service, browser, first: str, second: str, opening: str):
+    """Two people who signed up, became contacts and have a conversation open on both screens, the first having
+    said `opening`: (first's page, its console, second's page)."""
+    one, one_console = new_page(browser)
+    two, _ = new_page(browser)
+    sign_up(one, service, first)
+    sign_up(two, service, second)
+    befriend(one, first, two, second)
+    one.locator(f'#roster li[data-jid="{second}@{DOMAIN}"]').get_by_role("link", name=f"Message {second}").click()
+    say(one, opening)
+    row(two, first).locator("a").click()
+    expect(message(two, opening)).to_be_visible()
+    return one, one_console, two
+
+
 def test_two_people_chat_live_with_typing_read_markers_and_history(service, browser, output_dir):
     anna, anna_console = new_page(browser)
     ben, ben_console = new_page(browser)
@@ -213,14 +228,7 @@ def test_a_room_of_three_unread_counts_and_scrolling_back(service, browser):
 
 
 def test_what_was_on_screen_when_the_tab_closed_is_not_left_unread(service, browser):
-    gil, _ = new_page(browser)
-    hal, _ = new_page(browser)
-    sign_up(gil, service, "gil")
-    sign_up(hal, service, "hal")
-    befriend(gil, "gil", hal, "hal")
-    gil.locator('#roster li[data-jid="hal@imweb.localhost"]').get_by_role("link", name="Message hal").click()
-    say(gil, "hi hal")
-    row(hal, "gil").locator("a").click()
+    gil, _, hal = chatting(service, browser, "gil", "hal", "hi hal")
     say(hal, "one")
     gil.bring_to_front()
     expect(message(gil, "one")).to_be_visible()

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import new_page, sign_up
-from tests.e2e.test_chat_browser import befriend, message, row, say
+from tests.e2e.test_chat_browser import chatting, message, say
 from tests.servers import Service
 
 pytestmark = pytest.mark.e2e
@@ -35,15 +35,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def test_messages_over_the_limit_wait_on_screen_and_go_by_themselves_once_each(service, browser):
-    ada, ada_console = new_page(browser)
-    bo, _ = new_page(browser)
-    sign_up(ada, service, "ada")
-    sign_up(bo, service, "bo")
-    befriend(ada, "ada", bo, "bo")
-    ada.locator('#roster li[data-jid="bo@imweb.localhost"]').get_by_role("link", name="Message bo").click()
-    say(ada, "hello 0")
-    expect(message(ada, "hello 0")).to_be_visible()
-    row(bo, "ada").locator("a").click()
+    ada, ada_console, bo = chatting(service, browser, "ada", "bo", "hello 0")
 
     for n in range(1, BURST + 1):
         say(ada, f"burst {n}")
@@ -88,15 +80,7 @@ def test_a_tab_over_the_socket_limit_says_why_and_works_once_another_is_closed(s
 
 
 def test_a_dead_web_process_shows_reconnecting_and_the_tab_catches_up_by_itself(service, browser):
-    eve, eve_console = new_page(browser)
-    fay, _ = new_page(browser)
-    sign_up(eve, service, "eve")
-    sign_up(fay, service, "fay")
-    befriend(eve, "eve", fay, "fay")
-    eve.locator('#roster li[data-jid="fay@imweb.localhost"]').get_by_role("link", name="Message fay").click()
-    say(eve, "before the fault")
-    row(fay, "eve").locator("a").click()
-    expect(message(fay, "before the fault")).to_be_visible()
+    eve, eve_console, fay = chatting(service, browser, "eve", "fay", "before the fault")
 
     web = json.loads((service.var_dir / "supervisor.json").read_text())["children"]["web"]["pid"]
     os.kill(web, signal.SIGKILL)
