@@ -1,8 +1,13 @@
-"""allauth hooks: usernames are folded to lowercase before validation, as XMPP localparts are."""
+"""allauth hooks: usernames are folded to lowercase before validation, as XMPP localparts are; a suspended
+person who signs in with the right password is told why they cannot."""
 
 from __future__ import annotations
 
 from allauth.account.adapter import DefaultAccountAdapter
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from accounts.models import User
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -10,3 +15,8 @@ class AccountAdapter(DefaultAccountAdapter):
         # "Alice" and "alice" are the same address (RFC 7622 case-folds localparts), so accept either spelling
         # and store the folded one; the validators then see exactly what will be stored.
         return super().clean_username(username.strip().lower(), shallow=shallow)
+
+    def respond_user_inactive(self, request: HttpRequest, user: User) -> HttpResponse:
+        # allauth reaches this only after the password matched, so the reason is shown to the account's owner
+        # alone (anyone else gets the usual "incorrect password" answer).
+        return render(request, "account/suspended.html", {"person": user}, status=403)

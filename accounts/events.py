@@ -45,6 +45,7 @@ TYPING = "typing.update"  # ephemeral: never stored
 CONVERSATION_UPDATED = "conversation.updated"  # created, joined, renamed, members changed, accepted: re-read it
 CONVERSATION_REMOVED = "conversation.removed"  # the user left or was removed
 ROSTER_CHANGED = "roster.changed"  # contacts, requests, presence or the user's own profile: re-read them
+ACCOUNT_CLOSED = "account.closed"  # suspended or signed out everywhere by an operator: every socket closes
 
 EVENT_TYPES = (
     MESSAGE_NEW,
@@ -55,6 +56,7 @@ EVENT_TYPES = (
     CONVERSATION_UPDATED,
     CONVERSATION_REMOVED,
     ROSTER_CHANGED,
+    ACCOUNT_CLOSED,
 )
 
 
@@ -124,6 +126,14 @@ def conversation_removed(conversation: int) -> Event:
 
 def roster_changed() -> Event:
     return {"type": ROSTER_CHANGED}
+
+
+def account_closed(reason: str) -> Event:
+    return {"type": ACCOUNT_CLOSED, "reason": reason}
+
+
+# Closing code of a socket whose account an operator suspended (or whose password they reset): not retried.
+CLOSE_ACCOUNT_CLOSED = 4403
 
 
 # --- Publishing -------------------------------------------------------------------------------------------

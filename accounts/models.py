@@ -57,6 +57,10 @@ class User(AbstractUser):
     send_typing = models.BooleanField("show people when I am typing", default=True)
     # Notifications
     email_missed_messages = models.BooleanField("email me about messages I have not read", default=True)
+    # Set by an operator (imweb.dashboard.moderation.suspend) together with is_active=False: the person cannot
+    # sign in, and the sign-in page tells them this reason.
+    suspended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    suspended_reason = models.CharField(max_length=500, blank=True, editable=False)
 
     objects = UserManager()
 

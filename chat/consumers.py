@@ -23,7 +23,14 @@ from channels.db import database_sync_to_async
 
 from accounts import actions, heartbeats
 from accounts.contacts_views import render_contacts
-from accounts.events import CLOSE_TOO_MANY_SOCKETS, UserGroupSocket, claim_socket, release_socket, user_group
+from accounts.events import (
+    CLOSE_ACCOUNT_CLOSED,
+    CLOSE_TOO_MANY_SOCKETS,
+    UserGroupSocket,
+    claim_socket,
+    release_socket,
+    user_group,
+)
 from accounts.models import User
 from chat import actions as chat
 from chat import batching, fragments, frames, queries
@@ -360,6 +367,12 @@ class UserSocket(UserGroupSocket):
             await self._send_contacts()
         else:
             self.contacts_task = asyncio.ensure_future(self._contacts_later(wait))
+
+    async def account_closed(self, event: dict[str, object]) -> None:
+        """An operator suspended the account (4403) or signed it out everywhere (4401): the tab says so and does
+        not reconnect; a new socket is refused anyway, the session being gone."""
+        suspended = event.get("reason") == "suspended"
+        await self.close(code=CLOSE_ACCOUNT_CLOSED if suspended else CLOSE_UNAUTHENTICATED)
 
     async def _send_contacts(self) -> None:
         self.contacts_sent_at = time.monotonic()

@@ -117,6 +117,8 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A tombstone left by an operator (imweb.dashboard.moderation.remove_message), not by the sender.
+    removed_by_operator = models.BooleanField(default=False)
     reply_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:

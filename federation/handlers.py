@@ -7,7 +7,8 @@ re-checked anyway, because a stanza is untrusted input until an action accepts i
 1. `from` is a JID of the authenticated domain, `to` a JID of ours (otherwise a stanza error; the stream goes on);
 2. the operator's policy (`federation.policy.is_denied`): a denied domain gets nothing, not even an error;
 3. rate limits per remote domain and per remote sender (`resource-constraint`, once per window);
-4. the recipient: an unknown account and one that blocks the sender (or the sender's server) are the same
+4. the recipient: an unknown account and one that blocks the sender (or the sender's server, or an operator
+   blocked the sender for the whole service) are the same
    `service-unavailable` for a message or IQ (RFC 6121 §8.5.2, XEP-0191 §3.5) and the same silence for presence;
 5. the stanza itself, through the actions: messages, receipts (XEP-0184), errors, chat states (XEP-0085),
    subscriptions (RFC 6121 §3), presence (§4), probes.
@@ -129,7 +130,7 @@ def _recipient(stanza: etree._Element, sender: BareJid, *, quiet: bool) -> User 
             return None
         raise Refused("item-not-found", f"{to.domain} is not served here.")
     user = account_actions.local_user_for(to) if to.localpart else None
-    if user is None or account_actions.is_blocked(user, str(sender)):
+    if user is None or account_actions.is_blocked(user, str(sender)) or policy.is_address_blocked(str(sender)):
         if quiet:
             return None
         raise Refused("service-unavailable")

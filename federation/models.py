@@ -98,3 +98,15 @@ class RemotePresence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.jid} ({'available' if self.available else 'unavailable'})"
+
+
+class BlockedAddress(models.Model):
+    """A remote address the operator blocked for the whole service: nothing from it is accepted and nothing is
+    sent to it, for every local person (a person's own block list is accounts.BlockedJid)."""
+
+    jid = models.CharField(max_length=JID_MAX_LENGTH, unique=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.jid

@@ -25,7 +25,7 @@ from django.utils import timezone
 from lxml import etree
 
 from federation import stanzas
-from federation.models import OutboxItem, RemoteDomain
+from federation.models import BlockedAddress, OutboxItem, RemoteDomain
 from federation.serialize import as_server_stanza, to_xml
 from federation.stream import domain_of as stream_domain_of
 
@@ -91,6 +91,7 @@ def enqueue(stanza: etree._Element, *, message: models.Model | None = None, reci
         text = to_xml(as_server_stanza(stanza)).decode()
     except ValueError as err:
         raise OutboxError(str(err)) from None
+    address = bare(recipient or to)
     with transaction.atomic():
         remote, _ = RemoteDomain.objects.get_or_create(domain=domain)
         item = OutboxItem.objects.create(
@@ -99,10 +100,22 @@ def enqueue(stanza: etree._Element, *, message: models.Model | None = None, reci
             stanza_id=_stanza_id(stanza)[:255],
             kind=_kind(stanza),
             message=message,
-            recipient=bare(recipient or to),
+            recipient=address,
         )
+        if address_blocked(address):
+            # Stored, so the sender sees why, but never sent.
+            item.state = OutboxItem.State.FAILED
+            item.error = f"{address} is blocked by this server's operator"
+            item.save(update_fields=["state", "error"])
+            return item
     transaction.on_commit(wake)
     return item
+
+
+def address_blocked(jid: str) -> bool:
+    """True if this server's operator blocked the remote address `jid` for everyone here (nothing goes to it,
+    nothing from it is accepted)."""
+    return BlockedAddress.objects.filter(jid=jid.lower()).exists()
 
 
 # --- What accounts and chat send, in their words ------------------------------------------------------------

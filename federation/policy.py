@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from federation.models import OutboxItem, RemoteDomain
-from federation.outbox import notify_senders, publish
+from federation.models import BlockedAddress, OutboxItem, RemoteDomain
+from federation.outbox import address_blocked, notify_senders, publish
 from federation.stream import domain_of
 
 
@@ -123,3 +123,29 @@ def retry_now(domain: str) -> RemoteDomain:
         remote.save(update_fields=["backoff_until", "updated_at"])
     transaction.on_commit(lambda: publish({"type": "federation.retry", "domain": domain}))
     return remote
+
+
+def is_address_blocked(jid: str) -> bool:
+    """True if the operator blocked this remote bare JID for the whole service (federation.BlockedAddress)."""
+    return address_blocked(jid)
+
+
+def block_address(jid: str, reason: str = "") -> BlockedAddress:
+    """Block a remote bare JID for everyone here: its stanzas get the answer of a nonexistent account, nothing
+    is sent to it, and what is queued for it fails now with the reason."""
+    with transaction.atomic():
+        blocked, _ = BlockedAddress.objects.get_or_create(jid=jid.lower(), defaults={"reason": reason[:500]})
+        items = list(
+            OutboxItem.objects.select_related("message")
+            .select_for_update()
+            .filter(recipient=blocked.jid, state__in=[OutboxItem.State.QUEUED, OutboxItem.State.SENDING])
+        )
+        OutboxItem.objects.filter(pk__in=[item.pk for item in items]).update(
+            state=OutboxItem.State.FAILED, error=f"{blocked.jid} is blocked by this server's operator"
+        )
+        notify_senders(items)
+    return blocked
+
+
+def unblock_address(jid: str) -> int:
+    return BlockedAddress.objects.filter(jid=jid.lower()).delete()[0]

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "accounts",
     "chat",
     "federation",
+    "imweb.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -126,6 +127,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.account_status",
+                "imweb.dashboard.context.dashboard",
             ],
         },
     },
@@ -414,11 +416,24 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Logging --------------------------------------------------------------------------------------------
+# --- Dashboard and monitoring ---------------------------------------------------------------------------
+# /metrics (Prometheus text) answers a request bearing this token (Authorization: Bearer ...) or coming from one
+# of these addresses or networks (comma-separated, e.g. "127.0.0.1,10.0.0.0/8"); everyone else gets 403.
+IMWEB_METRICS_TOKEN = os.environ.get("IMWEB_METRICS_TOKEN", "")
+IMWEB_METRICS_ALLOWED_IPS = [
+    part.strip() for part in os.environ.get("IMWEB_METRICS_ALLOWED_IPS", "").split(",") if part.strip()
+]
+CELERY_BEAT_SCHEDULE["roll-up-metrics"] = {"task": "imweb.dashboard.tasks.roll_up_metrics", "schedule": 60.0}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("IMWEB_LOG_LEVEL", "INFO")},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Counts ERROR records per minute in the shared store, for the dashboard's "errors in the last hour".
+        "error_count": {"class": "imweb.dashboard.metrics.ErrorCountHandler", "level": "ERROR"},
+    },
+    "root": {"handlers": ["console", "error_count"], "level": os.environ.get("IMWEB_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

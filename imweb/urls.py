@@ -4,10 +4,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from imweb import views
+from imweb.dashboard import prometheus
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", prometheus.metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("imweb.dashboard.urls")),
+    path("report/", include("imweb.dashboard.views.report_form")),
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),
     path("contacts/", include("accounts.contacts_urls")),

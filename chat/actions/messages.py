@@ -139,6 +139,8 @@ def _target(user: User, to: str | int) -> int | User | BareJid:
         if str(jid) == user.jid:
             raise InvalidArgument("That is your own address; you cannot send messages to yourself.")
         if not jid.is_local:
+            if outbox.address_blocked(str(jid)):
+                raise ChatError(f"{jid} is blocked by this server's operators.")
             return jid
         peer = local_user_for(jid)
         if peer is None:

@@ -169,6 +169,7 @@ class MessageOut(Schema):
     created_at: datetime
     edited_at: datetime | None
     deleted: bool
+    removed_by_operator: bool = Field(description="Deleted by the server's operators, not by its sender.")
     reply_to: int | None = Field(description="The seq of the message this one answers.")
     reactions: list[ReactionOut]
     client_id: uuid.UUID | None = Field(description="The id the sending client chose; only on one's own messages.")
@@ -253,6 +254,7 @@ def message_json(message: Message, viewer_jid: str | None) -> dict[str, object]:
         "created_at": _iso(message.created_at),
         "edited_at": _iso(message.edited_at),
         "deleted": message.is_deleted,
+        "removed_by_operator": message.removed_by_operator,
         "reply_to": reply.seq if reply is not None else None,
         "reactions": _reactions(message),
         "client_id": str(message.client_id) if message.sender_jid == viewer_jid else None,

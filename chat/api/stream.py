@@ -35,7 +35,14 @@ from django.utils import timezone
 
 from accounts import heartbeats
 from accounts.actions.presence import Presence, close_session, open_session
-from accounts.events import CLOSE_TOO_MANY_SOCKETS, UserGroupSocket, claim_socket, release_socket, user_group
+from accounts.events import (
+    CLOSE_ACCOUNT_CLOSED,
+    CLOSE_TOO_MANY_SOCKETS,
+    UserGroupSocket,
+    claim_socket,
+    release_socket,
+    user_group,
+)
 from accounts.models import User
 from accounts.roster import roster_view
 from accounts.tokens import authenticate_token
@@ -183,6 +190,14 @@ class ApiStream(UserGroupSocket):
 
     async def _reopen_session(self) -> None:
         await database_sync_to_async(open_session)(self.user, self.resource)
+
+    async def account_closed(self, event: dict) -> None:
+        """An operator suspended the account or ended its sessions: the stream ends at once (its token no longer
+        works either)."""
+        suspended = event.get("reason") == "suspended"
+        text = "This account was suspended by the service's operators." if suspended else "Signed out by an operator."
+        await self._send_error("account_closed", text)
+        await self.close(code=CLOSE_ACCOUNT_CLOSED if suspended else CLOSE_UNAUTHENTICATED)
 
     # --- Sending ------------------------------------------------------------------------------------------
 

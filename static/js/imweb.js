@@ -343,12 +343,13 @@
 // The live connection (htmx's WebSocket extension on the chat page): say when it is lost and why. The extension
 // reconnects by itself after an abnormal close (1006, 1011, 1012, 1013); a server going away (1001, a web process
 // restarting) is reconnected here, with the same growing pause. A close the server chose (too many tabs, signed
-// out) is explained and not retried: retrying would only be refused again.
+// out, suspended) is explained and not retried: retrying would only be refused again.
 (function () {
   "use strict";
 
   var TOO_MANY_SOCKETS = 4429;
   var UNAUTHENTICATED = 4401;
+  var SUSPENDED = 4403;
   var EXTENSION_RETRIES = [1006, 1011, 1012, 1013];
   var leaving = false;
   var retries = 0;
@@ -382,6 +383,10 @@
     var code = close ? close.code : 1006;
     if (code === TOO_MANY_SOCKETS) {
       show("Too many imweb tabs are open for your account: close some of them, then reload this one.");
+      return;
+    }
+    if (code === SUSPENDED) {
+      show("Your account has been suspended by this service's operators. Reload the page to see why.");
       return;
     }
     if (code === UNAUTHENTICATED) {
