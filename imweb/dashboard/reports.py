@@ -333,4 +333,35 @@ def act_on(report: Report, action: str, *, text: str = "", request: HttpRequest)
         report.resolved_at = timezone.now()
         report.save(update_fields=["state", "resolution", "resolved_by", "resolved_at"])
         record(f"report.{action}", target=f"report {report.pk} about {jid}", details=outcome, request=request)
+        if action != DISMISS:
+            _resolve_alike(report, action, outcome, request)
     return report
+
+
+def _resolve_alike(report: Report, action: str, outcome: str, request: HttpRequest) -> None:
+    """Other open reports that the same action settles (the same message removed; the same person suspended or
+    address blocked; anyone of the same server blocked) are resolved with it, so nobody handles them twice."""
+    others = Report.objects.filter(state=Report.State.OPEN).exclude(pk=report.pk)
+    if action == REMOVE:
+        others = others.filter(message=report.message)
+    elif action in (SUSPEND, BLOCK_ADDRESS):
+        others = others.filter(reported_jid=report.reported_jid)
+    elif action == BLOCK_SERVER:
+        others = others.filter(reported_jid__iendswith="@" + report.reported_jid.rpartition("@")[2])
+    else:
+        return
+    settled = list(others.values_list("pk", flat=True))
+    if not settled:
+        return
+    others.update(
+        state=Report.State.ACTIONED,
+        resolution=f"With report {report.pk}: {outcome}"[:RESOLUTION_MAX],
+        resolved_by=request.user,
+        resolved_at=timezone.now(),
+    )
+    record(
+        f"report.{action}",
+        target=f"reports {', '.join(map(str, settled))}",
+        details=f"Resolved with report {report.pk}: {outcome}",
+        request=request,
+    )

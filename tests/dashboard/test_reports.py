@@ -461,6 +461,30 @@ def test_a_remote_sender_s_server_or_address_can_be_blocked_from_the_report(bob,
     assert entries("report.block_address") and entries("report.block_server") and entries("federation.deny")
 
 
+def test_one_action_settles_the_other_open_reports_it_answers(reported, staff, make_user, bob):
+    report, _ = reported
+    carol = make_user("carol")
+    alice = User.objects.get(username="alice")
+    room = actions.create_room(alice, "Town", members=[bob.jid])
+    befriend(alice, carol)
+    actions.invite(alice, room.pk, carol.jid)
+    shout = send(alice, room.pk, "everyone is an idiot")
+    by_bob = file_report(bob, kind="message", reason="abuse", conversation_id=room.pk, seq=shout.seq)
+    by_carol = file_report(carol, kind="message", reason="abuse", conversation_id=room.pk, seq=shout.seq)
+    # Removing the room message settles both reports of it, not bob's other report.
+    act(staff, by_bob, "remove")
+    by_carol.refresh_from_db()
+    report.refresh_from_db()
+    assert by_carol.state == "actioned" and by_carol.resolution == f"With report {by_bob.pk}: Message removed"
+    assert report.state == "open"
+    # Suspending alice settles every open report about her.
+    as_contact = file_report(carol, kind="contact", reason="abuse", jid=alice.jid)
+    act(staff, report, "suspend", "abuse in two places")
+    as_contact.refresh_from_db()
+    assert as_contact.state == "actioned" and as_contact.resolution.startswith(f"With report {report.pk}: Suspended")
+    assert not Report.objects.filter(state="open").exists()
+
+
 def test_the_queue_and_its_actions_are_for_moderators_only(reported, make_user, alice):
     report, _ = reported
     queue = reverse("dashboard:reports")
@@ -476,3 +500,14 @@ def test_the_queue_and_its_actions_are_for_moderators_only(reported, make_user, 
     assert watcher.get(queue).status_code == 403 and watcher.post(action, dismiss).status_code == 403
     report.refresh_from_db()
     assert report.state == "open" and not entries("report.dismiss")
+
+
+def test_the_open_queue_says_when_new_reports_come_in(reported, staff, make_user, friends):
+    page = staff.get(reverse("dashboard:reports")).content.decode()
+    since = re.search(r"reports/waiting\?since=(\d+)", page).group(1)
+    poll = reverse("dashboard:reports_waiting") + f"?since={since}"
+    assert "new report" not in staff.get(poll).content.decode()
+    alice, bob = friends
+    message = send(alice, bob.jid, "and again")
+    file_report(bob, kind="message", reason="abuse", conversation_id=message.conversation_id, seq=message.seq)
+    assert "1 new report since this page was drawn" in staff.get(poll).content.decode()

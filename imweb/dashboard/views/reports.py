@@ -78,7 +78,9 @@ def index(request: HttpRequest) -> HttpResponse:
             }
         )
     counts = {s: Report.objects.filter(state=s).count() for s in Report.State.values}
+    newest = Report.objects.order_by("-id").values_list("id", flat=True).first() or 0
     context = {
+        "newest": newest,
         "section": "reports",
         "state": state,
         "filters": FILTERS,
@@ -106,7 +108,20 @@ def act(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponseRedirect(_queue_url(state if state in FILTERS else "open"))
 
 
+@staff_view(MODERATE)
+def waiting(request: HttpRequest) -> HttpResponse:
+    """What the open queue page polls: how many reports came in since it was drawn (no forms are redrawn, so
+    nothing an operator is typing is lost)."""
+    try:
+        since = int(request.GET.get("since", "0"))
+    except ValueError:
+        since = 0
+    new = Report.objects.filter(pk__gt=since, state=Report.State.OPEN).count()
+    return render(request, "dashboard/_reports_waiting.html", {"new": new})
+
+
 urlpatterns: list[URLPattern] = [
     path("reports/", index, name="reports"),
+    path("reports/waiting", waiting, name="reports_waiting"),
     path("reports/<int:pk>/act", act, name="report_action"),
 ]
