@@ -12,6 +12,9 @@ for markers (`receipt`: only the status lines that changed move), and for remote
 function here runs after a commit, on the committing thread; publishing itself happens off it
 (accounts.events).
 
+Room events ("alice invited bob", chat.actions.messages.record_event) take this same path: they are rows of
+the numbered history, rendered by the same partial (its event variant) and published quietly.
+
 Viewer-specific bits (the viewer's own message styling and tools, their own reaction chips) are not rendered
 per viewer: static/js/chat.js marks them from the page's own address. Per person there is only the unread
 count, which rides along as a number.
@@ -148,7 +151,7 @@ def new_messages(
                     api=api.for_viewer(viewer.jid),
                     row=rows.for_viewer(viewer) if last else "",
                     unread=unread.get(viewer.pk, 0),
-                    quiet=viewer.is_request,
+                    quiet=viewer.is_request or message.is_event,
                     sender=message.sender_jid,
                 )
                 published.append((viewer.user_id, event))

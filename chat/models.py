@@ -99,7 +99,16 @@ class Message(models.Model):
 
     A deleted message stays as a tombstone (empty body, `deleted_at` set) so sequence numbers never gap and
     replies to it still point somewhere.
+
+    A room event ("alice invited bob", `kind` EVENT) is a row of the same numbered history, so every tab, the
+    API and catch-up by seq see it where it happened: `sender` is who acted, `body` the line as plain text
+    (names as they were then), `event` what happened for programs ({"type": ..., and "jid" or "value"}).
+    Events are never unread, emailed, searched, federated, edited, deleted or reacted to (chat.actions.conversations).
     """
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"
+        EVENT = "event", "Room event"
 
     # No separate index on conversation: the unique (conversation, seq) index starts with it, and it is the
     # index every range read ("seq > n", "seq < n") uses.
@@ -120,6 +129,8 @@ class Message(models.Model):
     # A tombstone left by an operator (imweb.dashboard.moderation.remove_message), not by the sender.
     removed_by_operator = models.BooleanField(default=False)
     reply_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.MESSAGE)
+    event = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -133,6 +144,10 @@ class Message(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind == self.Kind.EVENT
 
 
 class Reaction(models.Model):

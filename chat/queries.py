@@ -160,7 +160,8 @@ def decorate(
             }
             for emoji, who in chips.items()
         ]
-        message.has_status = message.sender_id is not None and not message.is_deleted
+        # Room events ("alice invited bob") are lines of the history, nobody's message: no status, no markers.
+        message.has_status = message.sender_id is not None and not message.is_deleted and not message.is_event
         if message.has_status:
             others = [p for p in current if p.jid != message.sender_jid]
             message.status_label, message.status_title = status_of(message, others, names, is_room)
@@ -181,7 +182,7 @@ class ConversationSummary:
     conversation: Conversation
     participant: Participant  # the user's own: role, markers, is_request
     last_message: Message | None  # with `sender` loaded
-    unread: int  # messages after the user's read marker, not theirs, not deleted
+    unread: int  # messages after the user's read marker, not theirs, not deleted, not room events
     peer: Participant | None  # direct conversations: the other side (with `user` loaded when local)
     peer_jid: str  # direct conversations: the other side's address, even if their account is gone
 
@@ -218,7 +219,10 @@ def conversations_for(user: User, *, limit: int | None = None) -> list[Conversat
     """
     unread = (
         Message.objects.filter(
-            conversation_id=OuterRef("conversation_id"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True
+            conversation_id=OuterRef("conversation_id"),
+            seq__gt=OuterRef("last_read_seq"),
+            deleted_at__isnull=True,
+            kind=Message.Kind.MESSAGE,
         )
         .exclude(sender_jid=user.jid)
         .order_by()
@@ -270,7 +274,8 @@ def conversations_for(user: User, *, limit: int | None = None) -> list[Conversat
 
 
 def unread_counts(participant_ids: Iterable[int]) -> dict[int, int]:
-    """Participant id → messages after their read marker, not theirs, not deleted. One query for all.
+    """Participant id → messages after their read marker, not theirs, not deleted, not room events. One query
+    for all.
 
     Plain SQL: the range condition must sit in the join so the (conversation, seq) index reads only the unread
     messages; the ORM's aggregate with a filter joins every message of the conversation and filters after.
@@ -283,11 +288,11 @@ def unread_counts(participant_ids: Iterable[int]) -> dict[int, int]:
     sql = (
         f"SELECT p.id, COUNT(m.id) FROM {participants} p LEFT JOIN {messages} m"  # noqa: S608  (table names)
         " ON m.conversation_id = p.conversation_id AND m.seq > p.last_read_seq"
-        " AND m.deleted_at IS NULL AND m.sender_jid <> p.jid"
+        " AND m.deleted_at IS NULL AND m.sender_jid <> p.jid AND m.kind = %s"
         f" WHERE p.id IN ({marks}) GROUP BY p.id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
+        cursor.execute(sql, [Message.Kind.MESSAGE.value, *ids])
         counts = dict(cursor.fetchall())
     return {pk: counts.get(pk, 0) for pk in ids}
 

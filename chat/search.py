@@ -32,6 +32,7 @@ MATCH_START = "\x02"
 MATCH_END = "\x03"
 SNIPPET_WORDS = 16
 _NO_ID_LIMIT = 2**63 - 1  # ids are bigints
+MESSAGE = "message"  # chat.models.Message.Kind.MESSAGE (this module is imported by migrations: no models here)
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -118,7 +119,9 @@ def snippet(body: str, words: list[str]) -> str:
 
 def find(user_id: int, words: list[str], *, limit: int, before_id: int | None = None) -> list[tuple[int, str]]:
     """(message id, raw snippet) of the newest `limit` live messages, with id < before_id when given, that
-    contain every word (as a prefix) and belong to a conversation `user_id` is currently in.
+    contain every word (as a prefix) and belong to a conversation `user_id` is currently in. Room events
+    ("alice invited bob") are lines of the history, not messages: the index holds their text, the query
+    leaves them out.
 
     The snippet is raw message text with MATCH_START/MATCH_END around matched words: escape it before use.
     """
@@ -134,10 +137,10 @@ def find(user_id: int, words: list[str], *, limit: int, before_id: int | None = 
             "JOIN chat_message m ON m.id = chat_message_fts.rowid "
             "JOIN chat_participant p ON p.conversation_id = m.conversation_id "
             "WHERE chat_message_fts MATCH %s AND p.user_id = %s AND p.left_at IS NULL AND m.deleted_at IS NULL "
-            "AND m.id < %s ORDER BY m.id DESC LIMIT %s"
+            "AND m.kind = %s AND m.id < %s ORDER BY m.id DESC LIMIT %s"
         )
         with default_connection.cursor() as cursor:
-            cursor.execute(sql, [MATCH_START, MATCH_END, SNIPPET_WORDS, match, user_id, before, limit])
+            cursor.execute(sql, [MATCH_START, MATCH_END, SNIPPET_WORDS, match, user_id, MESSAGE, before, limit])
             return [(row[0], row[1]) for row in cursor.fetchall()]
     if vendor == "postgresql":
         tsquery = " & ".join(f"{word}:*" for word in words)  # letters and digits only: no tsquery syntax
@@ -145,10 +148,10 @@ def find(user_id: int, words: list[str], *, limit: int, before_id: int | None = 
             "SELECT m.id, m.body FROM chat_message m "
             "JOIN chat_participant p ON p.conversation_id = m.conversation_id "
             "WHERE to_tsvector('simple', m.body) @@ to_tsquery('simple', %s) AND p.user_id = %s "
-            "AND p.left_at IS NULL AND m.deleted_at IS NULL AND m.id < %s ORDER BY m.id DESC LIMIT %s"
+            "AND p.left_at IS NULL AND m.deleted_at IS NULL AND m.kind = %s AND m.id < %s ORDER BY m.id DESC LIMIT %s"
         )
         with default_connection.cursor() as cursor:
-            cursor.execute(sql, [tsquery, user_id, before, limit])
+            cursor.execute(sql, [tsquery, user_id, MESSAGE, before, limit])
             # Not ts_headline: it parses the body as a document with tags and drops "<b>"-like text from it.
             return [(row[0], snippet(row[1], words)) for row in cursor.fetchall()]
     raise NotImplementedError(f"full-text search is not available on {vendor}")

@@ -4,6 +4,10 @@ Rooms are built from mutual contacts: whoever creates a room is its owner and ma
 presence with them both ways (`subscription` both) and who do not block them. Owners invite, remove, rename
 and set the topic; any member may leave. A room always keeps an owner while it has members: when the last
 owner leaves, the longest-standing member becomes one. Only current members read or write a room.
+
+Each of these changes is recorded in the room's history as an event ("alice invited bob"), numbered like a
+message and shown live in every member's open tab (chat.actions.messages.record_event), so whoever reads the
+room later knows who came, who went and who changed what.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from chat.actions.common import (
     membership,
     refuse_remote,
 )
+from chat.actions.messages import record_event
 from chat.errors import ChatError, InvalidArgument, NotAContact, NotAllowed
-from chat.models import ROOM_NAME_MAX, TOPIC_MAX, Conversation, Participant
-from chat.queries import ConversationSummary, conversations_for
+from chat.models import ROOM_NAME_MAX, TOPIC_MAX, Conversation, Message, Participant
+from chat.queries import ConversationSummary, conversations_for, display_name
+from chat.rendering import strip_bidi_controls
 
 __all__ = ["ConversationSummary", "conversations_for"]
 
@@ -99,6 +105,14 @@ def _room_membership(user: User, conversation_id: int | str, *, owner: bool) -> 
     return mine
 
 
+def _record(room: Conversation, actor: User, text: str, **event: str) -> Message:
+    """Inside the action's transaction: the room's history says what `actor` did (the line `text`; `event`
+    says it for programs: its type, and the jid or value concerned), and every current member's tabs show it."""
+    members = list(Participant.objects.filter(conversation=room, left_at__isnull=True).select_related("user"))
+    # Names and topics may carry bidi overrides, which would turn the rest of the line around.
+    return record_event(room, actor, strip_bidi_controls(text), event, members)
+
+
 def create_room(user: User, name: str, topic: str = "", members: Sequence[str] = ()) -> Conversation:
     """Create a room owned by `user` with these members (bare JIDs of mutual contacts). Everyone is told.
 
@@ -119,6 +133,7 @@ def create_room(user: User, name: str, topic: str = "", members: Sequence[str] =
                 *(Participant(conversation=room, jid=jid, user=person) for jid, person in people.items()),
             ]
         )
+        _record(room, user, f"{user.name} created the room “{name}”", type="created", value=name)
         notify_users([user.pk, *(p.pk for p in people.values())], events.conversation_updated(room.pk))
     return room
 
@@ -155,15 +170,17 @@ def invite(owner: User, conversation_id: int | str, jid_text: str) -> Participan
             existing.joined_at = timezone.now()
             existing.save()
             added = existing
+        _record(room, owner, f"{owner.name} invited {person.name}", type="invited", jid=str(jid))
         notify_users([*local_user_ids(members), person.pk], events.conversation_updated(room.pk))
     return added
 
 
-def _depart(participant: Participant, remaining: list[Participant]) -> None:
+def _depart(participant: Participant, remaining: list[Participant]) -> Participant | None:
     """Inside a transaction: `participant` is out; if they were the last owner, the longest-standing member
-    takes over, so a room with members always has someone who can manage it."""
+    takes over, so a room with members always has someone who can manage it. Returns that new owner, if any."""
     participant.left_at = timezone.now()
     participant.save(update_fields=["left_at"])
+    heir = None
     if participant.role == Participant.Role.OWNER and not any(p.role == Participant.Role.OWNER for p in remaining):
         heir = min(remaining, key=lambda p: (p.joined_at, p.pk), default=None)
         if heir is not None:
@@ -172,6 +189,7 @@ def _depart(participant: Participant, remaining: list[Participant]) -> None:
     conversation_id = participant.conversation_id
     notify_users(local_user_ids(remaining), events.conversation_updated(conversation_id))
     notify_users([participant.user_id], events.conversation_removed(conversation_id))
+    return heir
 
 
 def leave(user: User, conversation_id: int | str) -> None:
@@ -179,7 +197,13 @@ def leave(user: User, conversation_id: int | str) -> None:
     with transaction.atomic():
         mine = _room_membership(user, conversation_id, owner=False)
         remaining = [p for p in current_members(mine.conversation) if p.pk != mine.pk]
-        _depart(mine, remaining)
+        heir = _depart(mine, remaining)
+        text = f"{user.name} left"
+        if heir is None:
+            _record(mine.conversation, user, text, type="left")
+        else:
+            text += f"; {display_name(heir)} is now an owner"
+            _record(mine.conversation, user, text, type="left", owner=heir.jid)
 
 
 def remove_member(owner: User, conversation_id: int | str, jid_text: str) -> None:
@@ -194,24 +218,32 @@ def remove_member(owner: User, conversation_id: int | str, jid_text: str) -> Non
         if target is None:
             raise ChatError(f"{jid} is not in this room.")
         _depart(target, [p for p in members if p.pk != target.pk])
+        line = f"{owner.name} removed {display_name(target)}"
+        _record(mine.conversation, owner, line, type="removed", jid=target.jid)
 
 
-def _update_room(owner: User, conversation_id: int | str, **fields: str) -> Conversation:
+def _update_room(owner: User, conversation_id: int | str, field: str, value: str, line: str) -> Conversation:
+    """Set the room's `field` to `value` and record `line` in its history (only when the value changed)."""
     with transaction.atomic():
         mine = _room_membership(owner, conversation_id, owner=True)
         room = mine.conversation
-        for field, value in fields.items():
-            setattr(room, field, value)
-        room.save(update_fields=list(fields))
+        changed = getattr(room, field) != value
+        setattr(room, field, value)
+        room.save(update_fields=[field])
+        if changed:
+            _record(room, owner, line, type="renamed" if field == "name" else "topic", value=value)
         notify_users(local_user_ids(current_members(room)), events.conversation_updated(room.pk))
     return room
 
 
 def rename_room(owner: User, conversation_id: int | str, name: str) -> Conversation:
     """Rename a room the caller owns."""
-    return _update_room(owner, conversation_id, name=clean_line(name, "A room name", ROOM_NAME_MAX, required=True))
+    name = clean_line(name, "A room name", ROOM_NAME_MAX, required=True)
+    return _update_room(owner, conversation_id, "name", name, f"{owner.name} renamed the room to “{name}”")
 
 
 def set_topic(owner: User, conversation_id: int | str, topic: str) -> Conversation:
     """Set (or clear, with "") the topic of a room the caller owns."""
-    return _update_room(owner, conversation_id, topic=clean_line(topic, "A topic", TOPIC_MAX, required=False))
+    topic = clean_line(topic, "A topic", TOPIC_MAX, required=False)
+    line = f"{owner.name} changed the topic to “{topic}”" if topic else f"{owner.name} removed the topic"
+    return _update_room(owner, conversation_id, "topic", topic, line)

@@ -379,6 +379,8 @@ def _find_reply(item: _Accepted) -> None:
         item.reply_to = Message.objects.filter(conversation=item.conversation, seq=item.reply_seq).first()
         if item.reply_to is None:
             raise NoSuchMessage(item.reply_seq)
+        if item.reply_to.is_event:
+            raise InvalidArgument("That is a line of the room's history, not a message: it cannot be replied to.")
 
 
 def _store_together(items: list[_Accepted]) -> dict[int, SendResult]:
@@ -450,6 +452,32 @@ def _take_seqs(counts: Counter[int], now: datetime) -> dict[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [*(value for pk, n in counts.items() for value in (pk, n)), now, *counts])
         return {pk: last for pk, last in cursor.fetchall()}
+
+
+def record_event(
+    conversation: Conversation, actor: User, text: str, event: dict[str, str], members: list[Participant]
+) -> Message:
+    """Inside the caller's transaction: a room event (what `actor` did, as the line `text`) takes the room's next
+    seq like a message, and once the transaction commits it is published to `members` (the current
+    participants, with `user` loaded) by the same delivery step as messages. It asks for no email and leaves
+    for no other server (rooms are local); the unread counts never count it."""
+    now = timezone.now()
+    seq = _take_seqs(Counter({conversation.pk: 1}), now)[conversation.pk]
+    conversation.last_seq, conversation.last_message_at = seq, now
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=seq,
+        sender_jid=actor.jid,
+        sender=actor,
+        client_id=uuid.uuid4(),
+        body=text,
+        created_at=now,
+        kind=Message.Kind.EVENT,
+        event=event,
+    )
+    queries.without_reactions(message)
+    transaction.on_commit(lambda: delivery.new_messages([message], {conversation.pk: members}))
+    return message
 
 
 def _writers_read(ready: list[_Accepted], messages: list[Message]) -> list[tuple[Participant, int]]:
@@ -575,6 +603,8 @@ def _message_for_change(user: User, conversation_id: int | str, seq: object) -> 
     message = Message.objects.select_for_update().filter(conversation_id=mine.conversation_id, seq=number).first()
     if message is None:
         raise NoSuchMessage(number)
+    if message.is_event:
+        raise NotAllowed("That is a line of the room's history, not a message: it cannot be changed.")
     return mine, message
 
 

@@ -9,7 +9,8 @@ row moves on to when the next unread message becomes due (or goes). Nothing live
 restart or a lost Valkey delays an email, never loses it. A message is in at most one email: the marker only
 moves forward, in the same transaction that read it.
 
-Never emailed: the reader's own messages, deleted ones, conversations waiting in their Requests, rooms they
+Never emailed: the reader's own messages, deleted ones, room events ("alice invited bob": they schedule no
+check, and a check that other messages made leaves them out), conversations waiting in their Requests, rooms they
 left, people who turned these emails off (profile), inactive accounts, and addresses not verified (an email
 to an address nobody confirmed could go to a stranger).
 """
@@ -156,6 +157,7 @@ def email_missed_messages(user: User, *, now: datetime | None = None) -> MissedE
                 ),
                 conversation_id__in=list(mine),
                 deleted_at__isnull=True,
+                kind=Message.Kind.MESSAGE,
             )
             .exclude(sender_jid=user.jid)
             .select_related("sender")

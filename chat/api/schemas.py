@@ -164,6 +164,17 @@ class MessageOut(Schema):
     conversation: int
     seq: int
     id: int
+    kind: Literal["message", "event"] = Field(
+        description="`message`: something someone wrote. `event`: a line of a room's history (someone created the"
+        " room, invited, left, removed someone, renamed it, changed the topic): `sender` is who did it, `body` the"
+        " line as plain text, `event` what happened. Events are numbered like messages but are never unread, and"
+        " cannot be edited, deleted, reacted to or replied to."
+    )
+    event: dict[str, str] | None = Field(
+        description="Events only: `type` (created, invited, left, removed, renamed, topic) and, as the type needs,"
+        " `jid` (who was invited or removed), `value` (the new name or topic), `owner` (who became an owner when"
+        " the last one left). Null for messages."
+    )
     sender: str = Field(description="The sender's bare JID.")
     body: str = Field(description="Plain text; empty once deleted.")
     created_at: datetime
@@ -205,6 +216,7 @@ class MarkerOut(Schema):
 
 class PreviewOut(Schema):
     seq: int
+    kind: Literal["message", "event"] = Field(description="As in a message: `event` for a line of a room's history.")
     sender: str
     body: str = Field(description=f"At most {PREVIEW_CHARS} characters.")
     created_at: datetime
@@ -249,6 +261,8 @@ def message_json(message: Message, viewer_jid: str | None) -> dict[str, object]:
         "conversation": message.conversation_id,
         "seq": message.seq,
         "id": message.pk,
+        "kind": message.kind,
+        "event": message.event,
         "sender": message.sender_jid,
         "body": message.body,
         "created_at": _iso(message.created_at),
@@ -273,6 +287,7 @@ def conversation_out(summary: ConversationSummary) -> ConversationOut:
     if last is not None:
         preview = PreviewOut(
             seq=last.seq,
+            kind=last.kind,
             sender=last.sender_jid,
             body=last.body[:PREVIEW_CHARS],
             created_at=last.created_at,

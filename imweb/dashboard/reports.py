@@ -66,7 +66,7 @@ def _received_message(reporter: User, conversation_id: object, seq: object) -> M
         number = parse_seq(seq)
     except ChatError:
         raise ReportError(NO_SUCH_MESSAGE) from None
-    messages = Message.objects.filter(conversation_id=pk, seq=number)
+    messages = Message.objects.filter(conversation_id=pk, seq=number, kind=Message.Kind.MESSAGE)
     try:
         membership(reporter, pk)
     except NotFound:

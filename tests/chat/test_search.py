@@ -117,13 +117,13 @@ def test_rooms_are_searched_while_a_member_and_not_after_leaving(alice, bob, car
     room = actions.create_room(alice, "Planning", members=[bob.jid, carol.jid])
     send(alice, room.pk, "the launch date is friday")
 
-    assert found(bob, "launch") == [(room.pk, 1)]
+    assert found(bob, "launch") == [(room.pk, 2)]
     assert actions.search_messages(bob, "launch")[0].conversation_title == "Planning"
 
     actions.leave(bob, room.pk)
 
     assert found(bob, "launch") == []
-    assert found(carol, "launch") == [(room.pk, 1)]
+    assert found(carol, "launch") == [(room.pk, 2)]
 
 
 def test_removed_member_no_longer_finds_the_rooms_messages(alice, bob, carol):

@@ -63,7 +63,8 @@ def send(user, to, body: str = "hello") -> Message:
 @pytest.fixture
 def world(make_user, settings):
     """Alice; conversations she is not (or no longer) in, each with a message from someone else that she never
-    received at seq 2; her own conversation with Bob, where Bob's message is seq 1; and a conversation with more
+    received at seq 4 (in the rooms: 1 is the room's "created" line, 2 a message she received, 3 her leaving);
+    her own conversation with Bob, where Bob's message is seq 1; and a conversation with more
     messages than hers, so some seqs exist only elsewhere."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.IMWEB_MESSAGE_RATE_LIMITS = ()
@@ -76,9 +77,9 @@ def world(make_user, settings):
     for n in range(5):
         send(dave, carol.jid, f"dave to carol {n}")
     left = actions.create_room(bob, "Left", members=[alice.jid])
-    send(bob, left.pk, "before alice left")  # seq 1: she received this one
-    actions.leave(alice, left.pk)
-    send(bob, left.pk, "after alice left")  # seq 2: she never did
+    send(bob, left.pk, "before alice left")  # seq 2: she received this one
+    actions.leave(alice, left.pk)  # seq 3: the line saying she left
+    send(bob, left.pk, "after alice left")  # seq 4: she never received it
     removed = actions.create_room(bob, "Removed", members=[alice.jid, carol.jid])
     send(bob, removed.pk, "before alice was removed")
     actions.remove_member(bob, removed.pk, alice.jid)
@@ -130,11 +131,11 @@ def refusal(alice, conversation_id: object, seq: object) -> str:
 def test_every_shape_of_foreign_conversation_is_no_such_message(world):
     alice, _, conversations, _ = world
     before = snapshot()
-    answers = {shape: refusal(alice, conversations[shape], "2") for shape in CONVERSATION_SHAPES}
-    answers |= {f"{shape} (number)": refusal(alice, int(conversations[shape]), 2) for shape in NUMERIC}
-    answers["float_like (number)"] = refusal(alice, 2.0, 2)
-    answers["true"] = refusal(alice, True, 2)
-    answers["none"] = refusal(alice, None, 2)
+    answers = {shape: refusal(alice, conversations[shape], "4") for shape in CONVERSATION_SHAPES}
+    answers |= {f"{shape} (number)": refusal(alice, int(conversations[shape]), 4) for shape in NUMERIC}
+    answers["float_like (number)"] = refusal(alice, 2.0, 4)
+    answers["true"] = refusal(alice, True, 4)
+    answers["none"] = refusal(alice, None, 4)
     assert answers == dict.fromkeys(answers, NO_SUCH_MESSAGE)
     assert snapshot() == before
 
@@ -169,7 +170,7 @@ def test_the_report_page_answers_every_shape_alike(world):
     client.force_login(alice)
     before = snapshot()
     # An empty id matches no URL at all (Django's own 404); every other shape reaches the page.
-    pairs = {f"conversation {s}": (conversations[s], "2") for s in CONVERSATION_SHAPES if s != "empty"}
+    pairs = {f"conversation {s}": (conversations[s], "4") for s in CONVERSATION_SHAPES if s != "empty"}
     pairs |= {f"seq {s}": (str(own), seqs[s]) for s in SEQ_SHAPES if s != "empty"}
     assert _bodies(client, pairs) == dict.fromkeys(pairs, (404, 404, True))
     for conversation_id, seq in [("", "1"), (str(own), "")]:
@@ -181,10 +182,19 @@ def test_the_report_page_answers_every_shape_alike(world):
 def test_what_alice_did_receive_she_can_report(world):
     alice, own, conversations, _ = world
     assert file_report(alice, kind="message", reason="spam", conversation_id=own, seq=1).quoted_body == "bob to alice"
-    left = file_report(alice, kind="message", reason="spam", conversation_id=conversations["left_room"], seq="1")
+    left = file_report(alice, kind="message", reason="spam", conversation_id=conversations["left_room"], seq="2")
     assert left.quoted_body == "before alice left"
     client = Client()
     client.force_login(alice)
-    url = reverse("report:message", args=[conversations["removed_from_room"], 1])
+    url = reverse("report:message", args=[conversations["removed_from_room"], 2])
     assert client.post(url, {"reason": "abuse"}).status_code == 302
     assert Report.objects.count() == 3
+
+
+def test_a_rooms_event_lines_are_not_messages_to_report(world):
+    alice, _, conversations, _ = world
+    before = snapshot()
+    # Seq 1 is "bob created the room", seq 3 "alice left": she saw both, and neither is anybody's message.
+    assert refusal(alice, conversations["left_room"], "1") == NO_SUCH_MESSAGE
+    assert refusal(alice, conversations["left_room"], 3) == NO_SUCH_MESSAGE
+    assert snapshot() == before
