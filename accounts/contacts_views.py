@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import actions
 from accounts.errors import AccountError
+from accounts.jid import parse_bare_jid
 from accounts.models import CHOOSABLE_SHOWS, BlockedJid, RosterItem, User
 from accounts.roster import roster_view
 
@@ -87,7 +88,7 @@ def add_contact(request: HttpRequest) -> HttpResponse:
     cleared = render_to_string("accounts/_search_results.html", {"oob": True}, request)
     if item.sees_presence:
         return _answer(request, ok=f"{item.jid} is now in your contacts.", extra=cleared)
-    return _answer(request, ok=f"Request sent to {item.jid}. They appear once they accept.", extra=cleared)
+    return _answer(request, ok=f"Request sent to {item.jid}. You can message them while you wait.", extra=cleared)
 
 
 @login_required
@@ -127,8 +128,27 @@ def search(request: HttpRequest) -> HttpResponse:
             "jid", flat=True
         )
     )
-    context = {"people": people, "known": known, "query": query.strip()}
+    context = {
+        "people": people,
+        "known": known,
+        "query": query.strip(),
+        "address": typed_address(request.user, query, people),
+    }
     return render(request, "accounts/_search_results.html", context)
+
+
+def typed_address(user: User, query: str, people: list[User]) -> str | None:
+    """The full address typed in the finder (anyone, here or on another server), to offer a chat with it;
+    None when the text is no complete address, is the user's own, or is one of the people found."""
+    if "@" not in query.strip().lstrip("@"):
+        return None
+    try:
+        jid = str(parse_bare_jid(query))
+    except AccountError:
+        return None
+    if jid == user.jid or any(person.jid == jid for person in people):
+        return None
+    return jid
 
 
 @login_required

@@ -1,4 +1,5 @@
-"""Reading the contact list for display: groups with online/total counts, presence, requests. No writes here.
+"""Reading the contact list for display: groups with online/total counts, presence, requests, and the people
+asked who have not answered yet. No writes here.
 
 Everything for one user is gathered in a fixed number of queries, whatever the list's size.
 """
@@ -95,6 +96,15 @@ class RosterView:
     offline: list[ContactRow]
     requests: list[RequestRow]
     me: Presence
+    # Asked and not answered yet, newest first (also in `offline`): the list shows them apart, at the top, so a
+    # contact just added is in sight at once rather than folded away among the offline ones.
+    waiting: list[ContactRow] = field(default_factory=list)
+
+    @property
+    def offline_answered(self) -> list[ContactRow]:
+        """The Offline group as shown: offline contacts, less those still waiting for an answer."""
+        waiting = {id(row) for row in self.waiting}
+        return [row for row in self.offline if id(row) not in waiting]
 
 
 def _local_people(jids: list[str]) -> dict[str, User]:
@@ -164,6 +174,7 @@ def roster_view(user: User) -> RosterView:
     groups: dict[str, GroupView] = {}
     offline: list[ContactRow] = []
     requests: list[RequestRow] = []
+    waiting: list[ContactRow] = []
     for item in items:
         person = people.get(item.jid)
         if item.pending_in and not (item.jid in my_blocks or item.domain in my_blocks):
@@ -171,6 +182,11 @@ def roster_view(user: User) -> RosterView:
         if not item.listed:
             continue
         row = ContactRow(item, person, presence_for(item, person))
+        if row.pending_out and not row.online:
+            # Shown apart until they answer, and not counted in its groups; still one of the offline contacts.
+            waiting.append(row)
+            offline.append(row)
+            continue
         for name in row.group_names or [UNGROUPED]:
             group = groups.setdefault(name, GroupView(name))
             group.total += 1
@@ -184,5 +200,6 @@ def roster_view(user: User) -> RosterView:
     for group in ordered:
         group.rows.sort(key=lambda r: r.name.lower())
     offline.sort(key=lambda r: r.name.lower())
+    waiting.sort(key=lambda r: r.item.created_at, reverse=True)
     me = presence_of(user, sessions[user.pk])
-    return RosterView(groups=ordered, offline=offline, requests=requests, me=me)
+    return RosterView(groups=ordered, offline=offline, requests=requests, me=me, waiting=waiting)

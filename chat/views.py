@@ -161,8 +161,12 @@ def history(request: HttpRequest, conversation_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def new_chat(request: HttpRequest) -> HttpResponse:
-    """Open the direct conversation with `?to=<jid>`, or a blank one whose first message creates it."""
-    text = request.GET.get("to", "")
+    """Open the direct conversation with `?to=<jid>` (anyone, here or on another server; a bare username means
+    someone here), or a blank one whose first message creates it: it waits in their Requests if they have not
+    added the user."""
+    text = request.GET.get("to", "").strip()
+    if text and "@" not in text.lstrip("@"):
+        text = f"{text.lstrip('@')}@{request.user.jid.rpartition('@')[2]}"
     try:
         jid = str(parse_bare_jid(text))
     except AccountError as exc:
@@ -170,6 +174,9 @@ def new_chat(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     if jid == request.user.jid:
         flash.error(request, "That is your own address; you cannot send messages to yourself.")
+        return redirect("home")
+    if accounts.is_blocked(request.user, jid):
+        flash.error(request, f"You have blocked {jid}. Unblock them to send them messages.")
         return redirect("home")
     existing = (
         Participant.objects.filter(
@@ -279,7 +286,8 @@ def accept_request(request: HttpRequest, conversation_id: int) -> None:
 
 @_conversation_view
 def block_request(request: HttpRequest, conversation_id: int) -> str:
-    """Block whoever started this request (the conversation then stays out of sight in Requests)."""
+    """Block whoever started this request: it leaves Requests in every tab (`accounts.block_jid` hides it, and
+    unblocking brings it back)."""
     peer = Participant.objects.filter(conversation_id=conversation_id).exclude(user=request.user).first()
     if peer is None or Conversation.objects.get(pk=conversation_id).kind != Conversation.Kind.DIRECT:
         raise ChatError("Only a conversation between two people can be blocked this way.")
