@@ -46,6 +46,7 @@ CONVERSATION_UPDATED = "conversation.updated"  # created, joined, renamed, membe
 CONVERSATION_REMOVED = "conversation.removed"  # the user left or was removed
 ROSTER_CHANGED = "roster.changed"  # contacts, requests, presence or the user's own profile: re-read them
 ACCOUNT_CLOSED = "account.closed"  # suspended or signed out everywhere by an operator: every socket closes
+PROFILE_CHANGED = "profile.changed"  # someone's display name or avatar: what shows it on screen follows
 
 EVENT_TYPES = (
     MESSAGE_NEW,
@@ -57,6 +58,7 @@ EVENT_TYPES = (
     CONVERSATION_REMOVED,
     ROSTER_CHANGED,
     ACCOUNT_CLOSED,
+    PROFILE_CHANGED,
 )
 
 
@@ -130,6 +132,12 @@ def roster_changed() -> Event:
 
 def account_closed(reason: str) -> Event:
     return {"type": ACCOUNT_CLOSED, "reason": reason}
+
+
+def profile_changed(jid: str, *, name: str, avatar_url: str) -> Event:
+    """`jid` is now called `name` and shows `avatar_url` ("" for none): to everyone who has them on screen (their
+    own tabs, people who list them as a contact, the members of conversations they are in)."""
+    return {"type": PROFILE_CHANGED, "jid": jid, "name": name, "avatar_url": avatar_url}
 
 
 # Closing code of a socket whose account an operator suspended (or whose password they reset): not retried.

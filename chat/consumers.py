@@ -8,20 +8,28 @@ it is the next seq it expects (chat.cursor), drops a duplicate, and on a gap cat
 first. The tab tells the socket what it already holds when it opens a conversation (`conversation.open` with
 `after`), which is also what it says after a reconnect. Every other conversation only moves its list row and
 unread count, which ride on the same event. Nothing here reads the database for a push in the common case.
+
+Every other signed-in page (Profile, search results, settings) opens the same socket with `?presence=1`
+(static/js/presence.js): a presence session and nothing more. It skips the chat's first frame and every
+event that only redraws the chat, takes idle/active frames, marks what arrives for its user delivered (their
+device has it), and says when their own name or avatar changed, in JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import secrets
 import time
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from django.utils.html import format_html
 
-from accounts import actions, heartbeats
+from accounts import actions, events, heartbeats
 from accounts.contacts_views import render_contacts
 from accounts.events import (
     CLOSE_ACCOUNT_CLOSED,
@@ -59,6 +67,15 @@ CONTACTS_EVERY_SECONDS = 0.5
 # The socket keeps the user's row; it is read again after a contact-list event (profile, privacy and roster
 # changes all send one) and at least this often.
 USER_FRESH_SECONDS = 60.0
+# What a presence-only socket (`/ws/?presence=1`) does with events: only these reach a handler; the rest only
+# redraw the chat, which that page does not show.
+PRESENCE_EVENTS = frozenset({events.MESSAGE_NEW, events.ACCOUNT_CLOSED, events.PROFILE_CHANGED})
+PRESENCE_FRAMES = frozenset({"presence.idle", "presence.active"})
+
+
+def _presence_only(scope: dict) -> bool:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("presence", [""])[0] == "1"
 
 
 @database_sync_to_async
@@ -95,6 +112,11 @@ class UserSocket(UserGroupSocket):
             return
         self.user: User | None = user
         self.user_read_at = time.monotonic()
+        self.presence_only = _presence_only(self.scope)
+        # Presence-only: the newest seq per conversation to mark delivered, and the task that does it.
+        self.to_deliver: dict[int, int] = {}
+        self.delivered: dict[int, int] = {}
+        self.deliver_task: asyncio.Task[None] | None = None
         # The conversation this tab shows, the user's participation in it, and how far this socket has sent it.
         self.open_conversation: int | None = None
         self.mine: Participant | None = None
@@ -111,8 +133,9 @@ class UserSocket(UserGroupSocket):
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         await self.accept()
         await database_sync_to_async(actions.open_session)(user, self.resource)
-        # One frame: the contacts, the presence chooser and the conversation list, each swapped by id.
-        await self.send(text_data=await _contacts_html(user) + await _list_html(user, None))
+        if not self.presence_only:
+            # One frame: the contacts, the presence chooser and the conversation list, each swapped by id.
+            await self.send(text_data=await _contacts_html(user) + await _list_html(user, None))
         heartbeats.for_loop().keep(self.resource, self._reopen_session)
 
     async def disconnect(self, code: int) -> None:
@@ -121,10 +144,11 @@ class UserSocket(UserGroupSocket):
         if not hasattr(self, "resource"):
             return
         heartbeats.for_loop().drop(self.resource)
-        if self.contacts_task is not None:
-            self.contacts_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.contacts_task
+        for task in (self.contacts_task, self.deliver_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
         await database_sync_to_async(actions.close_session)(self.resource)
 
@@ -159,8 +183,12 @@ class UserSocket(UserGroupSocket):
             await self.send(text_data=fragments.error(text))
             return
         kind = frame["type"]
+        if self.presence_only and kind not in PRESENCE_FRAMES:
+            return  # a page without the chat asks for nothing else; it gets no HTML to place either
         wait = self.budget.spend() if kind != "message.send" else 0.0  # sends have their own limits
         if wait:
+            if self.presence_only:
+                return
             await self.send(text_data=fragments.error(f"Too many requests at once. Try again in {math.ceil(wait)} s."))
             return
         if kind in ("presence.idle", "presence.active"):
@@ -278,6 +306,43 @@ class UserSocket(UserGroupSocket):
 
     # --- Events from the user's group (accounts.events) ---------------------------------------------------
 
+    async def dispatch(self, message: dict) -> None:
+        """A presence-only socket hears only PRESENCE_EVENTS; a new message from someone else is marked
+        delivered there (the page does not show it, but the person's device has it)."""
+        kind = message.get("type")
+        if getattr(self, "presence_only", False) and kind in events.EVENT_TYPES:
+            if kind == events.MESSAGE_NEW:
+                self._deliver_later(message)
+                return
+            if kind not in PRESENCE_EVENTS:
+                return
+        await super().dispatch(message)
+
+    def _deliver_later(self, event: dict[str, object]) -> None:
+        if event.get("sender") == self.user_jid or event.get("quiet"):
+            return  # one's own message, or one waiting in Requests (those say nothing until accepted)
+        pk, seq = int(event["conversation"]), int(event["seq"])  # type: ignore[arg-type]
+        if seq <= max(self.to_deliver.get(pk, 0), self.delivered.get(pk, 0)):
+            return
+        self.to_deliver[pk] = seq
+        if self.deliver_task is None:
+            self.deliver_task = asyncio.ensure_future(self._deliver_markers())
+
+    async def _deliver_markers(self) -> None:
+        """Move the delivery markers collected meanwhile, one call per conversation (a burst costs one)."""
+        try:
+            while self.to_deliver:
+                pk, seq = self.to_deliver.popitem()
+                self.delivered[pk] = seq
+                try:
+                    await database_sync_to_async(chat.mark_delivered)(await self._user(), pk, seq)
+                except ChatError:  # no longer a member
+                    pass
+        except Exception:  # the database is out of reach: the chat page marks them when it opens
+            logger.warning("could not mark messages delivered for %s", self.user_jid, exc_info=True)
+        finally:
+            self.deliver_task = None
+
     def _row(self, event: dict[str, object]) -> list[str]:
         row = str(event.get("row") or "")
         if not row:
@@ -327,13 +392,44 @@ class UserSocket(UserGroupSocket):
     async def conversation_updated(self, event: dict[str, object]) -> None:
         user = await self._user()
         html = await _list_html(user, self.open_conversation)
-        if event.get("conversation") == self.open_conversation and self.open_conversation is not None:
-            try:  # renamed, new topic, members, accepted: the header shows them, the messages use them
-                self.mine = await database_sync_to_async(membership)(user, self.open_conversation)
-                html += await database_sync_to_async(fragments.pane_head_for)(user, self.mine)
-            except NotFound:
-                self._close_conversation()
+        if event.get("conversation") == self.open_conversation:
+            html += await self._pane_head(user)
         await self.send(text_data=html)
+
+    async def _pane_head(self, user: User) -> str:
+        """The open conversation's header again (renamed, new topic, members, accepted, someone's new name),
+        with the membership the messages use; "" when none is open or the user is no longer a member."""
+        if self.open_conversation is None:
+            return ""
+        try:
+            self.mine = await database_sync_to_async(membership)(user, self.open_conversation)
+            return await database_sync_to_async(fragments.pane_head_for)(user, self.mine)
+        except NotFound:
+            self._close_conversation()
+            return ""
+
+    async def profile_changed(self, event: dict[str, object]) -> None:
+        """Someone on screen has a new display name or avatar: the conversation list and the open header again
+        (their titles), and the new values for static/js/chat.js to put on the messages shown (data-sender)."""
+        jid, name, avatar = str(event.get("jid", "")), str(event.get("name", "")), str(event.get("avatar_url", ""))
+        if jid == self.user_jid:
+            self.user = None  # one's own name: the socket's copy of the user is stale
+        if self.presence_only:
+            if jid == self.user_jid:  # the page's top bar shows it
+                await self.send(
+                    text_data=json.dumps({"type": "profile", "jid": jid, "name": name, "avatar_url": avatar})
+                )
+            return
+        user = await self._user()
+        html = await _list_html(user, self.open_conversation) + await self._pane_head(user)
+        live = format_html(
+            '<div hx-swap-oob="beforeend:body"><span class="live-profile" hidden data-jid="{}" data-name="{}"'
+            ' data-avatar="{}"></span></div>',
+            jid,
+            name,
+            avatar,
+        )
+        await self.send(text_data=html + live)
 
     async def conversation_removed(self, event: dict[str, object]) -> None:
         if event.get("conversation") == self.open_conversation:

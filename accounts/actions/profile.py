@@ -34,16 +34,42 @@ def _clean_text(field: str, label: str, value: str, limit: int) -> str:
     return value
 
 
+def _listing(user: User) -> list[int]:
+    """Local users who list this user as a contact, whether or not they see their presence."""
+    return list(RosterItem.objects.filter(jid=user.jid).values_list("owner_id", flat=True))
+
+
+def profile_audience(user: User) -> list[int]:
+    """Local users who may have this user's name or avatar on screen, each once: the user (their other tabs),
+    everyone who lists them as a contact, and the current members of conversations they are in."""
+    from chat.models import Participant
+
+    theirs = Participant.objects.filter(user=user, left_at__isnull=True).values("conversation_id")
+    members = Participant.objects.filter(conversation_id__in=theirs, left_at__isnull=True, user__isnull=False)
+    return list(dict.fromkeys([user.pk, *_listing(user), *members.values_list("user_id", flat=True)]))
+
+
+def _announce_profile(user: User) -> None:
+    """On commit: the new name and avatar to every screen that shows them (chat.consumers re-renders the lists
+    and the open conversation's header; static/js/chat.js updates the messages already on screen)."""
+    notify_users(profile_audience(user), events.profile_changed(user.jid, name=user.name, avatar_url=user.avatar_url))
+
+
 def update_profile(user: User, *, display_name: str, status_message: str) -> User:
     """Set the user's display name and status message (the "away message" shown to contacts)."""
     display_name = _clean_text("display_name", "The display name", display_name, DISPLAY_NAME_MAX)
     status_message = _clean_text("status_message", "The status message", status_message, STATUS_MESSAGE_MAX)
     with transaction.atomic():
+        renamed = User.objects.filter(pk=user.pk).values_list("display_name", flat=True).first() != display_name
         user.display_name = display_name
         user.status_message = status_message
         user.save(update_fields=["display_name", "status_message"])
-        # Contacts see the name and the status message in their lists.
-        notify_users(presence_audience(user), events.roster_changed())
+        # Contacts see the name and the status message in their lists; everyone who lists them sees the name.
+        audience = presence_audience(user)
+        if renamed:
+            audience += _listing(user)
+            _announce_profile(user)
+        notify_users(audience, events.roster_changed())
     return user
 
 
@@ -94,6 +120,8 @@ def set_avatar(user: User, upload: UploadedFile) -> User:
         user.avatar.save(f"{user.pk}.png", ContentFile(png), save=False)
         user.avatar_version += 1
         user.save(update_fields=["avatar", "avatar_version"])
+        _announce_profile(user)
+        notify_users(_listing(user), events.roster_changed())  # contact lists show the picture
     if old_name and old_name != user.avatar.name:
         user.avatar.storage.delete(old_name)
     return user
@@ -106,6 +134,8 @@ def remove_avatar(user: User) -> User:
             user.avatar = ""
             user.avatar_version += 1
             user.save(update_fields=["avatar", "avatar_version"])
+            _announce_profile(user)
+            notify_users(_listing(user), events.roster_changed())
         user.avatar.storage.delete(name)
     return user
 

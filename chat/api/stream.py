@@ -329,6 +329,17 @@ class ApiStream(UserGroupSocket):
                 )
         self.roster, self.presence = rows, presence
 
+    async def profile_changed(self, event: dict) -> None:
+        """Someone's display name or avatar changed (a contact, a member of a conversation, or the user)."""
+        await self._send(
+            {
+                "type": "profile",
+                "jid": event.get("jid"),
+                "name": event.get("name"),
+                "avatar_url": event.get("avatar_url"),
+            }
+        )
+
     # --- Frames from the client ---------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -1,3 +1,8 @@
+// Presence on every signed-in page. The chat page's own socket (htmx's ws extension, [ws-connect]) carries it
+// there; every other page (Profile, search results, settings) opens a small presence socket of its own
+// (`data-presence-socket` on <body>: chat/consumers.py with ?presence=1), so the person stays online to their
+// contacts wherever they are in the app.
+//
 // Automatic away: after the user's chosen idle minutes without input, this tab tells the server it is idle;
 // the next input makes it active again. The server derives presence from all tabs (the most available wins).
 (function () {
@@ -10,8 +15,17 @@
   var idleMs = Math.max(0.05, parseFloat(app.getAttribute("data-idle-minutes")) || 5) * 60000;
   var lastInput = Date.now();
   var idle = false;
+  var chatSocket = document.querySelector("[ws-connect]");
+  var presenceUrl = document.body.getAttribute("data-presence-socket");
+  var socket = null; // the presence socket, on pages without the chat's
 
   function tell(state) {
+    if (!chatSocket) {
+      if (socket && socket.readyState === window.WebSocket.OPEN) {
+        socket.send(JSON.stringify({ type: "presence." + state }));
+      }
+      return; // not open yet: it restates idleness when it opens
+    }
     var form = document.getElementById(state === "idle" ? "presence-idle" : "presence-active");
     if (form && window.htmx) {
       window.htmx.trigger(form, "imweb:" + state);
@@ -47,6 +61,65 @@
       tell("idle");
     }
   });
+
+  if (chatSocket || !presenceUrl || !window.WebSocket) {
+    return;
+  }
+
+  // -- The presence socket: reconnects with a growing pause, except after a close the server chose (signed
+  // out 4401, suspended 4403, too many tabs 4429), which a retry would only meet again.
+  var FINAL = [4401, 4403, 4429];
+  var retries = 0;
+  var leaving = false;
+
+  window.addEventListener("pagehide", function () {
+    leaving = true;
+    if (socket) {
+      socket.close(1000);
+    }
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && !socket) { // back from the browser's page cache: online again
+      leaving = false;
+      connect();
+    }
+  });
+
+  function received(event) {
+    var frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch (error) {
+      return;
+    }
+    // The person's own name or picture changed in another tab: the top bar fetches itself again.
+    if (frame && frame.type === "profile" && window.htmx) {
+      window.htmx.trigger(document.body, "profile-changed");
+    }
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new window.WebSocket(scheme + window.location.host + presenceUrl);
+    socket.addEventListener("open", function () {
+      retries = 0;
+      if (idle) {
+        tell("idle");
+      }
+    });
+    socket.addEventListener("message", received);
+    socket.addEventListener("close", function (event) {
+      socket = null;
+      if (leaving || FINAL.indexOf(event.code) >= 0) {
+        return;
+      }
+      var delay = Math.min(1000 * Math.pow(2, retries), 30000) * (0.5 + Math.random() / 2);
+      retries += 1;
+      window.setTimeout(connect, delay);
+    });
+  }
+
+  connect();
 })();
 
 // Another tab (or device) changed the chosen state or status: the pushed #my-presence-state carries the new

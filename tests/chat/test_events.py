@@ -28,5 +28,6 @@ def test_each_constructor_names_its_event_type_from_the_catalogue():
         events.conversation_removed(1),
         events.roster_changed(),
         events.account_closed("suspended"),
+        events.profile_changed("a@x", name="A", avatar_url=""),
     ]
     assert sorted(event["type"] for event in made) == sorted(events.EVENT_TYPES)
