@@ -181,7 +181,9 @@ async def offer(
     except TimeoutError:
         pass
     elapsed = time.perf_counter() - start
-    cpu = cpu_seconds(conn.pids) - cpu_before - conn.idle_rate * elapsed
+    # The idle rate is a short sample: on a busy machine it can exceed what the run used, and a negative CPU time
+    # is no figure (its ratio would be negative too), so it is at least zero.
+    cpu = max(0.0, cpu_seconds(conn.pids) - cpu_before - conn.idle_rate * elapsed)
     conn.tally = None
     latencies = sorted(tally.latencies)
     span = (tally.last_receive - start) if tally.received else math.nan

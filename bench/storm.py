@@ -86,7 +86,7 @@ async def storm(server: Server, people: list[Person], limit_seconds: float) -> d
     if pending:
         failures["not ready within the timeout"] += len(pending)
     seconds = (max(finished_at) if finished_at and not pending else ended) - started
-    cpu = cpu_seconds(pids) - cpu_before - idle_rate * (ended - started)
+    cpu = max(0.0, cpu_seconds(pids) - cpu_before - idle_rate * (ended - started))  # see bench.delivery
     links = [task.result() for task in done if task.result() is not None]
     still_open = sum(1 for link in links if link.is_open())
     await asyncio.wait_for(asyncio.gather(*(link.close() for link in links), return_exceptions=True), 120)
