@@ -247,7 +247,6 @@ ACCOUNT_USERNAME_VALIDATORS = "accounts.validators.USERNAME_VALIDATORS"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = True
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[imweb] "
 # Counted in the shared cache (Redis), so every web process sees the same counters.
 ACCOUNT_RATE_LIMITS = {
     # Sign-in attempts (the page and API token requests), whatever their outcome.
@@ -353,6 +352,9 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"imweb <noreply@{IMWEB_DOMAIN}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The service's name in the emails it sends ("Hello from imweb!"), rather than the host:port a request came to.
+IMWEB_SITE_NAME = os.environ.get("IMWEB_SITE_NAME", "").strip() or "imweb"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{IMWEB_SITE_NAME}] "
 # A recipient who has not read a message this long gets one email about it (and whatever else is unread by
 # then); 0 turns these emails off. Links in emails start with IMWEB_SITE_URL (sent by the worker, which has no
 # request to take the address from).

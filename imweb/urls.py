@@ -8,6 +8,7 @@ from imweb.dashboard import prometheus
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("metrics", prometheus.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("imweb.dashboard.urls")),

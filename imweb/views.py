@@ -10,8 +10,9 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 
 from chat import batching
 from imweb.supervisor import read_record
@@ -96,6 +97,11 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         if healthy and any(p["state"] != "running" for p in processes.values()):
             body["status"] = "degraded"
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """/favicon.ico, which browsers ask for on pages without an icon link (and some always): the SVG logo."""
+    return HttpResponseRedirect(static("img/logo.svg"))
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -151,6 +151,12 @@
       window.clearTimeout(entry.timer);
       entry.element.remove();
       delete pending[clientId];
+      // Stored after all (it had been held back for sending too fast): the notice about it is over.
+      var box = document.getElementById("composer-error");
+      var notice = box ? box.querySelector(".composer-error") : null;
+      if (notice && notice.getAttribute("data-client-id") === clientId) {
+        clearComposerError();
+      }
     }
   }
 
@@ -195,6 +201,25 @@
     if (box) {
       node.classList.add("alert", "alert--error", "alert--compact");
       box.replaceChildren(node);
+      // A refusal is about the text put back: it goes once that text changes (a length one only once the text
+      // fits). A notice about a message held back stays until that message is stored or another is sent.
+      refusal = entry && !(retryAfter > 0) ? { tooLong: !!input && input.value.length > maxChars } : null;
+    }
+  }
+
+  var refusal = null; // the refusal shown under the composer, if any: {tooLong}
+
+  function clearComposerError() {
+    var box = document.getElementById("composer-error");
+    if (box) {
+      box.replaceChildren();
+    }
+    refusal = null;
+  }
+
+  function composerEdited() {
+    if (refusal && (!input.value.trim() || !refusal.tooLong || input.value.length <= maxChars)) {
+      clearComposerError();
     }
   }
 
@@ -282,6 +307,7 @@
       } else if (node.classList.contains("composer-error")) {
         showComposerError(node);
       } else if (node.classList.contains("chat-opened")) {
+        keepPending(parseInt(node.getAttribute("data-conversation"), 10) || null);
         window.location.assign(node.getAttribute("href"));
       } else {
         node.remove();
@@ -356,14 +382,16 @@
       if (id === openId) {
         row.classList.add("convrow--open");
       }
-      if (first || known === undefined || seq <= known || row.getAttribute("data-mine") === "1") {
+      if (first || seq <= (known || 0) || row.getAttribute("data-mine") === "1") {
         return;
       }
       if (id !== openId) {
-        markDelivered(id, seq);
+        markDelivered(id, seq); // a conversation this tab did not know yet too: its first message is here
       }
-      // Requests stay quiet until accepted; the open conversation only notifies when the tab is not in view.
-      if (row.getAttribute("data-request") !== "1" && (id !== openId || !focused())) {
+      // Requests stay quiet until accepted, and so do room events (someone joined, the topic changed); the open
+      // conversation only notifies when the tab is not in view.
+      var quiet = row.getAttribute("data-request") === "1" || row.getAttribute("data-event") === "1";
+      if (known !== undefined && !quiet && (id !== openId || !focused())) {
         notify(row);
       }
     });
@@ -513,6 +541,16 @@
     if (replyTo !== null) {
       frame.reply_to = replyTo;
     }
+    queue(clientId, frame, text);
+    clearComposerError();
+    input.value = "";
+    setReply(null);
+    updateCounter();
+    stopTyping();
+  }
+
+  // A message on its way: shown as pending at the end of the list, sent, and sent again until stored.
+  function queue(clientId, frame, text) {
     var template = document.getElementById("pending-message");
     var element = template.content.firstElementChild.cloneNode(true);
     element.setAttribute("data-client-id", clientId);
@@ -526,20 +564,80 @@
     }
     toBottom();
     pending[clientId] = { frame: frame, element: element, text: text, tries: 0, timer: null };
-    var errors = document.getElementById("composer-error");
-    if (errors) {
-      errors.replaceChildren();
-    }
-    input.value = "";
-    setReply(null);
-    updateCounter();
-    stopTyping();
     if (held()) {
       element.querySelector(".message__status").textContent = waitingText();
     } else {
       attempt(clientId);
     }
   }
+
+  // -- Messages on their way outlive the page ------------------------------------------------------------
+  // A message not stored yet when the page goes (a first message opens its new conversation's own page, a
+  // reload, a click elsewhere) is kept in this tab's sessionStorage, and the next page that shows its
+  // conversation sends it again with the same client id, so it is stored once and nothing written is lost.
+  var PENDING_KEY = "imweb.pending";
+  var pendingKept = false;
+
+  function readKept() {
+    try {
+      return JSON.parse(window.sessionStorage.getItem(PENDING_KEY) || "[]");
+    } catch (error) {
+      return [];
+    }
+  }
+
+  function writeKept(entries) {
+    try {
+      if (entries.length) {
+        window.sessionStorage.setItem(PENDING_KEY, JSON.stringify(entries));
+      } else {
+        window.sessionStorage.removeItem(PENDING_KEY);
+      }
+    } catch (error) {
+      // No storage (a private window's quota): the page still asks before it goes, below.
+    }
+  }
+
+  function keepPending(conversation) {
+    if (pendingKept) {
+      return;
+    }
+    pendingKept = true;
+    var entries = readKept();
+    Object.keys(pending).forEach(function (clientId) {
+      var frame = pending[clientId].frame;
+      if (conversation && frame.to) {
+        // Written on a new chat's page: they belong to the conversation its first message opened.
+        frame = { type: frame.type, body: frame.body, client_id: frame.client_id, conversation: conversation };
+      }
+      entries.push({ frame: frame, text: pending[clientId].text });
+    });
+    writeKept(entries);
+  }
+
+  function restorePending() {
+    var entries = readKept();
+    if (!entries.length || !list) {
+      return;
+    }
+    var elsewhere = [];
+    entries.forEach(function (entry) {
+      var frame = entry.frame || {};
+      var here = frame.conversation ? frame.conversation === openId : !openId && composer && composer.getAttribute("data-to") === frame.to;
+      if (!here || pending[frame.client_id]) {
+        elsewhere.push(entry);
+      } else if (!list.querySelector('.message[data-client-id="' + frame.client_id + '"]')) {
+        queue(frame.client_id, frame, entry.text); // not on screen yet: not stored, or stored just now
+      }
+    });
+    writeKept(elsewhere);
+  }
+
+  window.addEventListener("pagehide", function () {
+    keepPending(null);
+  });
+
+  restorePending();
 
   if (composer && input) {
     composer.addEventListener("submit", function (event) {
@@ -554,6 +652,7 @@
     });
     input.addEventListener("input", function () {
       updateCounter();
+      composerEdited();
       typed();
     });
   }
@@ -597,6 +696,66 @@
     }
   }
 
+  // Where the open picker goes, best first: above the tools (the message stays in view), then below them; lined
+  // up with the tools' end, then their start. The first that fits inside the visible part of the conversation
+  // wins; without one, the one that sticks out least (covering the message only when nothing else fits).
+  var PICKER_PLACES = [
+    ["picker--above", "picker--end"],
+    ["picker--above", "picker--start"],
+    ["picker--below", "picker--end"],
+    ["picker--below", "picker--start"],
+  ];
+  var PICKER_CLASSES = ["picker--above", "picker--below", "picker--start", "picker--end"];
+
+  function visibleBox() {
+    var box = (scroller || pane).getBoundingClientRect();
+    var outer = pane ? pane.getBoundingClientRect() : box;
+    return {
+      left: Math.max(box.left, outer.left),
+      right: Math.min(box.right, outer.right),
+      top: Math.max(box.top, outer.top),
+      bottom: Math.min(box.bottom, outer.bottom),
+    };
+  }
+
+  function placePicker(picker, message) {
+    var box = visibleBox();
+    var best = null;
+    PICKER_PLACES.forEach(function (place, index) {
+      picker.classList.remove.apply(picker.classList, PICKER_CLASSES);
+      picker.classList.add.apply(picker.classList, place);
+      var rect = picker.getBoundingClientRect();
+      var outside =
+        Math.max(0, box.left - rect.left) +
+        Math.max(0, rect.right - box.right) +
+        Math.max(0, box.top - rect.top) +
+        Math.max(0, rect.bottom - box.bottom);
+      var covers = 0;
+      if (message) {
+        var own = message.getBoundingClientRect();
+        covers = rect.left < own.right && rect.right > own.left && rect.top < own.bottom && rect.bottom > own.top ? 1 : 0;
+      }
+      var score = [outside > 0.5 ? 1 : 0, covers, outside, index];
+      if (!best || lessThan(score, best.score)) {
+        best = { place: place, score: score };
+      }
+    });
+    picker.classList.remove.apply(picker.classList, PICKER_CLASSES);
+    picker.classList.add.apply(picker.classList, best.place);
+    if (best.score[0]) {
+      picker.scrollIntoView({ block: "nearest", inline: "nearest" }); // nowhere fits: bring it into view
+    }
+  }
+
+  function lessThan(one, other) {
+    for (var i = 0; i < one.length; i += 1) {
+      if (one[i] !== other[i]) {
+        return one[i] < other[i];
+      }
+    }
+    return false;
+  }
+
   // "toggle" does not bubble: listen in the capture phase for every React menu, present and pushed later.
   document.addEventListener(
     "toggle",
@@ -620,6 +779,7 @@
         form.setAttribute("action", slot.getAttribute("data-react-url"));
       });
       slot.appendChild(picker);
+      placePicker(picker, menu.closest(".message"));
     },
     true
   );
@@ -664,6 +824,41 @@
     }
   });
 
+  // -- New room: the contacts it can start with are re-read when the form opens ------------------------------
+  // Ticks made while that list loads must survive it: the room gets exactly the people ticked. One ticked but
+  // missing from the new list keeps its box (still ticked), so what is sent is what the form shows.
+  var roomTicks = null;
+
+  function roomSlot(event) {
+    var target = event.detail && event.detail.target;
+    return target && target.classList && target.classList.contains("room-create__slot") ? target : null;
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var slot = roomSlot(event);
+    if (slot) {
+      roomTicks = Array.prototype.slice.call(slot.querySelectorAll("input[name=members]:checked"));
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var slot = roomSlot(event);
+    if (!slot || !roomTicks) {
+      return;
+    }
+    var boxes = Array.prototype.slice.call(slot.querySelectorAll("input[name=members]"));
+    roomTicks.forEach(function (ticked) {
+      var same = boxes.filter(function (box) { return box.value === ticked.value; })[0];
+      if (same) {
+        same.checked = true;
+      } else {
+        var people = slot.querySelector(".room-create__people") || slot;
+        people.appendChild(ticked.closest("label") || ticked);
+      }
+    });
+    roomTicks = null;
+  });
+
   // -- Notifications and sound: asked for only when the user clicks -----------------------------------------
   var notifyButton = document.getElementById("notify-enable");
   function updateNotifyButton() {
@@ -704,4 +899,81 @@
     }
     markRead();
   }
+})();
+
+// --- live profile (issue 13) ---
+// Someone's display name or avatar changed (chat/consumers.py profile_changed): the conversation list and the
+// open header arrive re-rendered; the messages already on screen carry their sender's address (data-sender),
+// so their name and picture are updated here, as are the person's own name and picture when it is them.
+(function () {
+  "use strict";
+
+  var app = document.querySelector(".app--chat");
+  if (!app) {
+    return;
+  }
+  var me = app.getAttribute("data-me");
+  var SIZES = { "avatar--sm": 32, "avatar--md": 44, "avatar--lg": 96 };
+
+  function sizeOf(element) {
+    var size = Object.keys(SIZES).filter(function (name) {
+      return element.classList.contains(name);
+    })[0];
+    return size || "avatar--md";
+  }
+
+  // A picture, or the initial of the name when there is none, at the size the element already has.
+  function setAvatar(element, url, name) {
+    var size = sizeOf(element);
+    if (url && element.tagName === "IMG") {
+      element.setAttribute("src", url);
+      return;
+    }
+    var next;
+    if (url) {
+      next = document.createElement("img");
+      next.setAttribute("src", url);
+      next.setAttribute("alt", "");
+      next.setAttribute("width", String(SIZES[size]));
+      next.setAttribute("height", String(SIZES[size]));
+      next.className = "avatar " + size;
+    } else {
+      next = document.createElement("span");
+      next.className = "avatar avatar--initials " + size;
+      next.setAttribute("aria-hidden", "true");
+      next.textContent = (Array.from(name)[0] || "?").toUpperCase();
+    }
+    element.replaceWith(next);
+  }
+
+  function apply(jid, name, url) {
+    var selector = '.message[data-sender="' + window.CSS.escape(jid) + '"]';
+    document.querySelectorAll(selector).forEach(function (message) {
+      message.querySelectorAll(".message__sender").forEach(function (sender) {
+        sender.textContent = name;
+      });
+      message.querySelectorAll(".avatar").forEach(function (avatar) {
+        setAvatar(avatar, url, name);
+      });
+    });
+    if (jid !== me) {
+      return;
+    }
+    document.querySelectorAll(".sidebar__me .sidebar__name").forEach(function (element) {
+      element.textContent = name;
+    });
+    document.querySelectorAll(".sidebar__me .avatar").forEach(function (avatar) {
+      setAvatar(avatar, url, name);
+    });
+    if (window.htmx) {
+      window.htmx.trigger(document.body, "profile-changed"); // the top bar fetches itself again
+    }
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    document.querySelectorAll("body > .live-profile").forEach(function (note) {
+      note.remove();
+      apply(note.getAttribute("data-jid"), note.getAttribute("data-name") || "", note.getAttribute("data-avatar") || "");
+    });
+  });
 })();

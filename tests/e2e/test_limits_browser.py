@@ -51,6 +51,41 @@ def test_messages_over_the_limit_wait_on_screen_and_go_by_themselves_once_each(s
     assert ada_console.errors == []
 
 
+def test_messages_still_waiting_when_the_page_reloads_go_out_once_each_from_the_new_page(service, browser):
+    eva, eva_console, bea = chatting(service, browser, "eva", "bea", "hi 0")
+    for n in range(1, BURST + 1):
+        say(eva, f"wait {n}")
+    expect(eva.locator(".message--pending .message__status", has_text="sending too fast").first).to_be_visible()
+    eva.reload()  # with some of them not stored yet
+    for page in (eva, bea):
+        expect(message(page, f"wait {BURST}")).to_be_visible(timeout=30_000)
+        bodies = page.locator(".convo__messages .message[data-seq] .message__body").all_inner_texts()
+        assert [b for b in bodies if b.startswith("wait")] == [f"wait {n}" for n in range(1, BURST + 1)]
+    expect(eva.locator(".message--pending")).to_have_count(0)
+    bea.reload()  # stored once each, not only shown once
+    bodies = bea.locator(".convo__messages .message[data-seq] .message__body").all_inner_texts()
+    assert [b for b in bodies if b.startswith("wait")] == [f"wait {n}" for n in range(1, BURST + 1)]
+    assert eva_console.errors == []
+
+
+def test_two_first_messages_to_someone_new_both_arrive_once_on_the_conversations_page(service, browser):
+    fia, fia_console = new_page(browser)
+    gus, _ = new_page(browser)
+    sign_up(fia, service, "fia")
+    sign_up(gus, service, "gus")
+    fia.goto(service.url + "/chat/new?to=gus@imweb.localhost")
+    say(fia, "first of two")
+    say(fia, "second of two")  # at once: the first one's stored answer opens the conversation's own page
+    expect(fia).to_have_url(re.compile(r"/c/\d+/$"))
+    for text in ("first of two", "second of two"):
+        expect(message(fia, text)).to_have_count(1)
+    expect(fia.locator(".message--pending")).to_have_count(0, timeout=30_000)
+    fia.reload()
+    bodies = fia.locator(".convo__messages .message[data-seq] .message__body").all_inner_texts()
+    assert bodies.count("first of two") == 1 and bodies.count("second of two") == 1
+    assert fia_console.errors == []
+
+
 def test_a_tab_over_the_socket_limit_says_why_and_works_once_another_is_closed(service, browser):
     first, _ = new_page(browser)
     sign_up(first, service, "cy")
