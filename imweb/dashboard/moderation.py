@@ -52,8 +52,13 @@ def _end_sessions(person: User) -> int:
     return ended
 
 
-def _revoke_tokens(person: User) -> int:
-    return ApiToken.objects.filter(user=person).delete()[0]
+def _sign_out_everywhere(person: User, why: str) -> str:
+    """End every session and API token of `person` and close their open tabs and streams (`why`: "suspended"
+    or "password_reset", which the tabs explain); returns what was ended, for the audit log."""
+    tokens = ApiToken.objects.filter(user=person).delete()[0]
+    sessions = _end_sessions(person)
+    notify_users([person.pk], account_closed(why))
+    return f"Ended {sessions} session(s), revoked {tokens} API token(s)."
 
 
 def suspend(person: User, *, reason: str, request: HttpRequest) -> None:
@@ -69,15 +74,8 @@ def suspend(person: User, *, reason: str, request: HttpRequest) -> None:
         person.suspended_at = timezone.now()
         person.suspended_reason = reason
         person.save(update_fields=["is_active", "suspended_at", "suspended_reason"])
-        tokens = _revoke_tokens(person)
-        sessions = _end_sessions(person)
-        notify_users([person.pk], account_closed("suspended"))
-        record(
-            "person.suspend",
-            target=person.jid,
-            details=f"Reason: {reason}. Ended {sessions} session(s), revoked {tokens} API token(s).",
-            request=request,
-        )
+        ended = _sign_out_everywhere(person, "suspended")
+        record("person.suspend", target=person.jid, details=f"Reason: {reason}. {ended}", request=request)
 
 
 def unsuspend(person: User, *, request: HttpRequest) -> None:
@@ -98,13 +96,11 @@ def force_password_reset(person: User, *, request: HttpRequest) -> None:
     with transaction.atomic():
         person.set_unusable_password()
         person.save(update_fields=["password"])
-        tokens = _revoke_tokens(person)
-        sessions = _end_sessions(person)
-        notify_users([person.pk], account_closed("password_reset"))
+        ended = _sign_out_everywhere(person, "password_reset")
         record(
             "person.password_reset",
             target=person.jid,
-            details=f"Reset link sent to {person.email}. Ended {sessions} session(s), revoked {tokens} API token(s).",
+            details=f"Reset link sent to {person.email}. {ended}",
             request=request,
         )
     # allauth's own reset flow sends the link (the same mail as "Forgot your password?").

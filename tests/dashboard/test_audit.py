@@ -15,13 +15,6 @@ from tests.people import PASSWORD
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(make_user) -> Client:
-    client = Client()
-    client.force_login(make_user("root", is_staff=True, is_superuser=True))
-    return client
-
-
 def test_sign_ins_failures_past_the_limit_and_token_revocations_are_recorded(alice):
     Client().post(reverse("account_login"), {"login": "alice", "password": PASSWORD}, REMOTE_ADDR="198.51.100.4")
     signed_in = AuditEntry.objects.get(action="login.success")

@@ -20,18 +20,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator(make_user):
-    return make_user("operator", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
 def published(monkeypatch) -> list[dict[str, str]]:
     """Events sent to the federation process (recorded where they leave; the layer itself is real)."""
     seen: list[dict[str, str]] = []
@@ -103,7 +91,7 @@ def test_denying_a_server_fails_what_waits_closes_its_streams_and_is_audited(
     [entry] = AuditEntry.objects.filter(action="federation.policy")
     assert (entry.actor, entry.actor_name, entry.target, entry.ip) == (
         operator,
-        "operator",
+        "root",
         "spam.example",
         "127.0.0.1",
     )

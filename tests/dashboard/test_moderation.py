@@ -34,18 +34,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CLOSE_WITHIN_SECONDS = 3
 
 
-@pytest.fixture
-def operator(make_user):
-    return make_user("root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
 def entries(action: str) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(action=action))
 

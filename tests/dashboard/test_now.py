@@ -30,18 +30,6 @@ pytestmark = pytest.mark.django_db
 REMOTE = "zoe@prosody.localhost"
 
 
-@pytest.fixture
-def operator(make_user):
-    return make_user("operator", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
 def page(client: Client, name: str = "dashboard:index") -> html.HtmlElement:
     response = client.get(reverse(name))
     assert response.status_code == 200

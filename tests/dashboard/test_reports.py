@@ -59,16 +59,6 @@ def report_url(message: Message) -> str:
 
 
 @pytest.fixture
-def operator(make_user) -> User:
-    return make_user("root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff(operator) -> Client:
-    return signed_in(operator)
-
-
-@pytest.fixture
 def friends(alice, bob):
     befriend(alice, bob)
     return alice, bob

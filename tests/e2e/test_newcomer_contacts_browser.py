@@ -10,6 +10,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import new_page, sign_up
+from tests.e2e.test_chat_browser import message as sent
+from tests.e2e.test_chat_browser import say
 
 pytestmark = pytest.mark.e2e
 
@@ -28,15 +30,6 @@ def add(page: Page, jid: str) -> None:
 
 def request_row(page: Page, title: str):
     return page.locator("#convlist-requests .convrow", has=page.locator(".convrow__title", has_text=title))
-
-
-def say(page: Page, text: str) -> None:
-    page.locator("#composer-body").fill(text)
-    page.locator("#composer-body").press("Enter")
-
-
-def sent(page: Page, text: str):
-    return page.locator(".convo__messages .message[data-seq]", has=page.get_by_text(text, exact=True))
 
 
 def message_an_address(page: Page, address: str) -> None:
