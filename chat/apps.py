@@ -15,8 +15,15 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chat import delivery
+        from accounts import signals
+        from chat import delivery, requests
         from federation import outbox
+
+        # Blocks hide (and unblocks restore) strangers' first messages in Requests; a new name or picture also
+        # reaches the people one shares a conversation with.
+        signals.blocked.connect(requests.hide_blocked_requests, dispatch_uid="chat.requests.hide")
+        signals.unblocked.connect(requests.restore_unblocked_requests, dispatch_uid="chat.requests.restore")
+        signals.profile_viewers.connect(requests.conversation_members, dispatch_uid="chat.requests.members")
 
         # A migration that rebuilds chat_message on SQLite drops the search triggers: put them back (chat.search).
         post_migrate.connect(_ensure_search_index, sender=self, dispatch_uid="chat.search.ensure_index")

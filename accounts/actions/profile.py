@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from accounts import events
+from accounts import events, signals
 from accounts.actions.presence import presence_audience
 from accounts.actions.roster import farewell_remote_contacts
 from accounts.avatars import check_avatar_size, normalise_avatar
@@ -41,12 +41,10 @@ def _listing(user: User) -> list[int]:
 
 def profile_audience(user: User) -> list[int]:
     """Local users who may have this user's name or avatar on screen, each once: the user (their other tabs),
-    everyone who lists them as a contact, and the current members of conversations they are in."""
-    from chat.models import Participant
-
-    theirs = Participant.objects.filter(user=user, left_at__isnull=True).values("conversation_id")
-    members = Participant.objects.filter(conversation_id__in=theirs, left_at__isnull=True, user__isnull=False)
-    return list(dict.fromkeys([user.pk, *_listing(user), *members.values_list("user_id", flat=True)]))
+    everyone who lists them as a contact, and whoever the apps built on accounts add (chat: the current members
+    of conversations they are in, accounts.signals.profile_viewers)."""
+    others = [pk for _, ids in signals.profile_viewers.send(sender=User, user=user) for pk in ids]
+    return list(dict.fromkeys([user.pk, *_listing(user), *others]))
 
 
 def _announce_profile(user: User) -> None:

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from accounts import events
+from accounts import events, signals
 from accounts.actions.presence import send_presence_to_remote
 from accounts.errors import ContactError, InvalidJid, NoSuchUser, RateLimited
 from accounts.events import notify_users
@@ -373,13 +373,10 @@ def block_jid(user: User, jid_text: str) -> BlockedJid:
         for item in RosterItem.objects.filter(matches, owner=user):
             if item.shares_presence and item.is_remote:
                 _to_remote(user, item.jid, "unavailable")
-        # Their first messages leave Requests too (unblocking brings them back: see `unblock_jid`).
-        hidden = _request_conversations(user, jid, hidden=False)
-        _set_request_hidden(hidden, hide=True)
+        # Their first messages leave Requests too (chat.requests; unblocking brings them back).
+        signals.blocked.send(sender=BlockedJid, user=user, jid=jid)
     affected = _local_users_matching(jid)
     notify_users([user.pk, *affected], events.roster_changed())
-    for conversation_id in hidden.values():
-        notify_users([user.pk], events.conversation_removed(conversation_id))
     return block
 
 
@@ -393,57 +390,9 @@ def unblock_jid(user: User, jid_text: str) -> None:
         for item in RosterItem.objects.filter(matches, owner=user):
             if item.shares_presence and item.is_remote and not is_blocked(user, item.jid):
                 _current_presence_to_remote(user, item.jid)
-        # Requests hidden by the block come back, unless another block (the person or their server) stands.
-        restored = {
-            pk: conversation_id
-            for pk, conversation_id in _request_conversations(user, jid, hidden=True).items()
-            if not _peer_blocked(user, conversation_id)
-        }
-        _set_request_hidden(restored, hide=False)
+        # Requests hidden by the block come back, unless another block stands (chat.requests).
+        signals.unblocked.send(sender=BlockedJid, user=user, jid=jid)
     notify_users([user.pk, *_local_users_matching(jid)], events.roster_changed())
-    for conversation_id in restored.values():
-        notify_users([user.pk], events.conversation_updated(conversation_id))
-
-
-def _request_conversations(user: User, jid: BareJid, *, hidden: bool) -> dict[int, int]:
-    """The user's participations (id → conversation id) in direct conversations that `jid` (a person, or
-    everyone on a server) started and that wait in the user's Requests: shown ones, or those a block hid.
-
-    A block hides them by marking the user's participation left: every list, count, email and read then
-    skips it, as for a room the user left, and the history is kept for an unblock to bring back.
-    """
-    from chat.models import Conversation, Participant  # chat builds on accounts, not the other way round
-
-    peer = (
-        Q(conversation__participants__jid=str(jid))
-        if jid.localpart
-        else Q(conversation__participants__jid__endswith=f"@{jid.domain}")
-    )
-    rows = Participant.objects.filter(
-        peer,
-        user=user,
-        is_request=True,
-        left_at__isnull=not hidden,
-        conversation__kind=Conversation.Kind.DIRECT,
-    ).values_list("pk", "conversation_id")
-    return dict(rows)
-
-
-def _set_request_hidden(participations: dict[int, int], *, hide: bool) -> None:
-    from chat.models import Participant
-
-    if participations:
-        Participant.objects.filter(pk__in=list(participations)).update(left_at=timezone.now() if hide else None)
-
-
-def _peer_blocked(user: User, conversation_id: int) -> bool:
-    """Does the user still block the other side of this direct conversation (by address or server)?"""
-    from chat.models import Participant
-
-    others = (
-        Participant.objects.filter(conversation_id=conversation_id).exclude(jid=user.jid).values_list("jid", flat=True)
-    )
-    return any(is_blocked(user, other) for other in others)
 
 
 def _local_users_matching(jid: BareJid) -> list[int]:
