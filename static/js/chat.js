@@ -307,7 +307,8 @@
       } else if (node.classList.contains("composer-error")) {
         showComposerError(node);
       } else if (node.classList.contains("chat-opened")) {
-        keepPending(parseInt(node.getAttribute("data-conversation"), 10) || null);
+        leavingTo = parseInt(node.getAttribute("data-conversation"), 10) || null;
+        keepPending();
         window.location.assign(node.getAttribute("href"));
       } else {
         node.remove();
@@ -564,6 +565,9 @@
     }
     toBottom();
     pending[clientId] = { frame: frame, element: element, text: text, tries: 0, timer: null };
+    if (leavingTo) {
+      keepPending(); // written while the page is going: the next page sends it
+    }
     if (held()) {
       element.querySelector(".message__status").textContent = waitingText();
     } else {
@@ -576,7 +580,8 @@
   // reload, a click elsewhere) is kept in this tab's sessionStorage, and the next page that shows its
   // conversation sends it again with the same client id, so it is stored once and nothing written is lost.
   var PENDING_KEY = "imweb.pending";
-  var pendingKept = false;
+  var leavingTo = null; // the conversation a first message opened: this page is about to go there
+  var keptElsewhere = []; // kept entries of other conversations' pages, left for them
 
   function readKept() {
     try {
@@ -594,21 +599,19 @@
         window.sessionStorage.removeItem(PENDING_KEY);
       }
     } catch (error) {
-      // No storage (a private window's quota): the page still asks before it goes, below.
+      // No storage (a full quota): what the socket already carried is stored all the same.
     }
   }
 
-  function keepPending(conversation) {
-    if (pendingKept) {
-      return;
-    }
-    pendingKept = true;
-    var entries = readKept();
+  // What is on its way now, written again whole each time (when the page is about to go, and for every
+  // message written after that, up to the last moment).
+  function keepPending() {
+    var entries = keptElsewhere.slice();
     Object.keys(pending).forEach(function (clientId) {
       var frame = pending[clientId].frame;
-      if (conversation && frame.to) {
+      if (leavingTo && frame.to) {
         // Written on a new chat's page: they belong to the conversation its first message opened.
-        frame = { type: frame.type, body: frame.body, client_id: frame.client_id, conversation: conversation };
+        frame = { type: frame.type, body: frame.body, client_id: frame.client_id, conversation: leavingTo };
       }
       entries.push({ frame: frame, text: pending[clientId].text });
     });
@@ -620,22 +623,19 @@
     if (!entries.length || !list) {
       return;
     }
-    var elsewhere = [];
     entries.forEach(function (entry) {
       var frame = entry.frame || {};
       var here = frame.conversation ? frame.conversation === openId : !openId && composer && composer.getAttribute("data-to") === frame.to;
       if (!here || pending[frame.client_id]) {
-        elsewhere.push(entry);
+        keptElsewhere.push(entry);
       } else if (!list.querySelector('.message[data-client-id="' + frame.client_id + '"]')) {
         queue(frame.client_id, frame, entry.text); // not on screen yet: not stored, or stored just now
       }
     });
-    writeKept(elsewhere);
+    writeKept(keptElsewhere);
   }
 
-  window.addEventListener("pagehide", function () {
-    keepPending(null);
-  });
+  window.addEventListener("pagehide", keepPending);
 
   restorePending();
 
