@@ -46,8 +46,9 @@ from chat.access import membership, parse_seq
 from chat.actions.messages import SendRequest, Sent
 from chat.actions.typing import TYPING_EXPIRES_SECONDS
 from chat.cursor import Cursor, Verdict
-from chat.errors import ChatError, NotFound, StorageUnavailable
+from chat.errors import ChatError, NotFound, SlowDown, StorageUnavailable
 from chat.models import Participant
+from imweb import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ TOO_MANY_SOCKETS = "imweb is open in too many tabs at once; close some and reloa
 # A catch-up sends pages of this many messages, at most CATCH_UP_PAGES of them for one gap or open; the rest
 # of a longer gap is caught up at the next push (the cursor sees the gap again) or when the tab scrolls.
 CATCH_UP_PAGE = 200
+# How long after its wait a refused send may take to come back before later sends stop waiting for it.
+HELD_SEND_GRACE_SECONDS = 30
 CATCH_UP_PAGES = 5
 # A tab says "typing" every few seconds; more often than this is ignored rather than fanned out.
 TYPING_EVERY_SECONDS = 1.0
@@ -129,6 +132,10 @@ class UserSocket(UserGroupSocket):
         self.typers: dict[str, tuple[str, float]] = {}
         self.typing_sent_at = 0.0
         self.typing_key = ""
+        # The first send refused for now and not yet sent again, and until when (ratelimit.clock time) it was told
+        # to wait: see _message_send.
+        self.held_send = ""
+        self.held_until = 0.0
         # Subscribe first, then read state: an event between the two only causes one extra re-render.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         await self.accept()
@@ -218,6 +225,8 @@ class UserSocket(UserGroupSocket):
         to = frame.get("conversation") if frame.get("conversation") not in (None, "") else frame.get("to")
         if not isinstance(to, (str, int)) or isinstance(to, bool):
             result: object = ChatError("Say which conversation (or which address) this message is for.")
+        elif self._held_back(client_id):
+            result = SlowDown(max(1, math.ceil(self.held_until - ratelimit.clock())))
         else:
             request = SendRequest(user, to, frame.get("body"), client_id, frame.get("reply_to"))
             try:
@@ -227,6 +236,8 @@ class UserSocket(UserGroupSocket):
                 result = StorageUnavailable()
         if isinstance(result, Exception):
             retry_after = getattr(result, "retry_after", None)
+            if retry_after and not self.held_send:
+                self.held_send, self.held_until = client_id, ratelimit.clock() + retry_after
             error = fragments.composer_error(str(result), client_id, frame.get("conversation", ""), retry_after)
             await self.send(text_data=error)
             return
@@ -239,6 +250,19 @@ class UserSocket(UserGroupSocket):
         elif not result.created and self.cursor.offer(message.conversation_id, message.seq) is not Verdict.DUPLICATE:
             # A retry of a message already stored whose first push this socket never sent: send what it missed.
             await self._catch_up()
+
+    def _held_back(self, client_id: str) -> bool:
+        """Whether this send must wait for an earlier one. A send refused for now (too fast, or the storage away)
+        waits in the tab, which sends it again after the wait, with what was written after it, in the order they
+        were written. Nothing written later may be stored before it, even when the rate window gets room while
+        later sends are still arriving: those are refused too until the refused one comes back (or, should it
+        never come back, a while after its wait ended)."""
+        if not self.held_send:
+            return False
+        if client_id == self.held_send or ratelimit.clock() > self.held_until + HELD_SEND_GRACE_SECONDS:
+            self.held_send = ""
+            return False
+        return True
 
     async def _conversation_open(self, frame: dict[str, object]) -> None:
         user = await self._user()

@@ -320,6 +320,37 @@ def test_sending_too_fast_says_slow_down_and_stores_nothing_more(settings, alice
     assert [m.body for m in Message.objects.filter(conversation_id=direct, seq__gt=1)] == []  # "first" used the slot
 
 
+def test_messages_held_for_sending_too_fast_are_stored_in_the_order_written(monkeypatch, settings, alice, bob, direct):
+    # One per minute: "a" fits, "b" is refused; then the window gets room (the clock moves on) while "c", written
+    # after "b", is on its way. "c" must not be stored before "b": it waits too.
+    settings.IMWEB_MESSAGE_RATE_LIMITS = ((1, 60),)
+    now = [1_800_000_000.0]
+    monkeypatch.setattr("imweb.ratelimit.clock", lambda: now[0])
+    cookie = session_cookie(alice)
+    ids = {body: str(uuid.uuid4()) for body in "abc"}
+
+    async def scenario():
+        socket = await open_conversation(cookie, direct, 1)
+        await socket.send_to(text_data=send_frame(direct, "a", ids["a"]))
+        await frames_until(socket, ">a<")
+        await socket.send_to(text_data=send_frame(direct, "b", ids["b"]))
+        refused = (await frames_until(socket, "composer-error"))[-1]
+        retry_after = int(re.search(r'data-retry-after="(\d+)"', refused).group(1))
+        now[0] += 61  # a new window, with room
+        await socket.send_to(text_data=send_frame(direct, "c", ids["c"]))
+        held = (await frames_until(socket, "composer-error"))[-1]
+        assert ids["c"] in held and "You are sending messages too fast. Try again in" in held
+        now[0] += retry_after  # the tab waited as long as it was told, then sends both again, in order
+        settings.IMWEB_MESSAGE_RATE_LIMITS = ((5, 60),)
+        for body in "bc":
+            await socket.send_to(text_data=send_frame(direct, body, ids[body]))
+            await frames_until(socket, f">{body}<")
+        await socket.disconnect()
+
+    run(scenario)
+    assert [m.body for m in Message.objects.filter(conversation_id=direct).order_by("seq")] == ["first", "a", "b", "c"]
+
+
 @pytest.mark.parametrize("conversation", [999_999, 0, -1, "abc", None, True, "1 OR 1=1"])
 def test_frames_about_a_conversation_the_user_is_not_in_are_refused_alike(carol, direct, conversation):
     cookie = session_cookie(carol)
