@@ -59,6 +59,10 @@ TOO_MANY_SOCKETS = "imweb is open in too many tabs at once; close some and reloa
 # A catch-up sends pages of this many messages, at most CATCH_UP_PAGES of them for one gap or open; the rest
 # of a longer gap is caught up at the next push (the cursor sees the gap again) or when the tab scrolls.
 CATCH_UP_PAGE = 200
+# Close codes of a socket whose page is going away (1001: navigation, reload, a closed tab) or whose connection
+# dropped (1006), and how long its presence session outlives it so that the next page can take over unseen.
+LEAVING_CODES = frozenset({1001, 1006})
+LEAVING_GRACE_SECONDS = 3.0
 # How long after its wait a refused send may take to come back before later sends stop waiting for it.
 HELD_SEND_GRACE_SECONDS = 30
 CATCH_UP_PAGES = 5
@@ -157,6 +161,12 @@ class UserSocket(UserGroupSocket):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+        if code in LEAVING_CODES:
+            # The page went (a link, a reload) or the network dropped: the next page's socket is usually a moment
+            # away. Keeping the session a little longer means contacts (and remote servers, which would be sent
+            # an unavailable and an available presence) see no Offline blink on every click.
+            with contextlib.suppress(asyncio.CancelledError):  # the process stopping: close it now all the same
+                await asyncio.sleep(LEAVING_GRACE_SECONDS)
         await database_sync_to_async(actions.close_session)(self.resource)
 
     async def _reopen_session(self) -> None:

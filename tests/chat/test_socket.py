@@ -14,6 +14,7 @@ from django.test import Client
 
 from accounts import actions
 from accounts.events import user_group
+from chat import consumers
 from imweb.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,6 +143,39 @@ def test_presence_changes_reach_contacts_live(friends, alice, bob):
 
         await bob_socket.send_to(text_data=json.dumps({"type": "presence.active"}))
         await bob_socket.disconnect()
+        await receive_show(alice_socket, bob.jid, "offline")
+        await alice_socket.disconnect()
+
+    run(scenario)
+
+
+def test_moving_to_another_page_shows_no_offline_blink_and_leaving_still_goes_offline(friends, alice, bob):
+    # A browser closes a page's socket with 1001 ("going away") when the person clicks a link or reloads; the
+    # next page's socket follows a moment later. Their contacts must not see them go Offline and come back.
+    cookies = {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+    grace = consumers.LEAVING_GRACE_SECONDS
+    bob_again = database_sync_to_async(lambda: type(bob).objects.get(pk=bob.pk))
+
+    async def scenario():
+        alice_socket = await open_socket(cookies["alice"])
+        bob_page = socket_for(cookies["bob"])
+        await bob_page.connect()
+        await receive_show(alice_socket, bob.jid, "available")
+
+        leaving = asyncio.ensure_future(bob_page.disconnect(code=1001, timeout=grace + RECEIVE_TIMEOUT))
+        # The next page takes a moment to load before its socket connects: a page load, not a synchronisation
+        # (the outcome does not depend on it as long as it is shorter than the grace).
+        await asyncio.sleep(grace / 6)
+        next_page = await open_socket(cookies["bob"])
+        await leaving
+        # The old page's session is closed by now, after its grace: still nothing about Bob reached Alice.
+        while not await alice_socket.receive_nothing(timeout=0.2):
+            assert f'data-jid="{bob.jid}" data-show="offline"' not in await alice_socket.receive_from()
+        seen = await database_sync_to_async(actions.presence_for_viewer)(alice, await bob_again())
+        assert seen.show == "available"
+
+        # Closing the last page is still leaving: Offline, once the grace is over.
+        await next_page.disconnect(code=1001, timeout=grace + RECEIVE_TIMEOUT)
         await receive_show(alice_socket, bob.jid, "offline")
         await alice_socket.disconnect()
 

@@ -12,6 +12,9 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 from tests.servers import Service
 
 CHROMIUM = "/usr/bin/chromium"
+# How long to wait for a closed page to count as gone: its presence outlives it by a short grace
+# (chat.consumers.LEAVING_GRACE_SECONDS), so that moving between pages shows no Offline blink.
+LEAVING = 15_000
 PASSWORD = "correct horse battery staple"
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import new_page, sign_up
+from tests.e2e.conftest import LEAVING, new_page, sign_up
 from tests.e2e.test_chat_browser import message as sent
 from tests.e2e.test_chat_browser import say
 
@@ -148,7 +148,7 @@ def test_a_contact_just_added_is_in_sight_at_once_in_every_tab(service, browser,
     gus.get_by_role("button", name=f"Accept finn@{DOMAIN}").click()
     expect(contact(finn, f"gus@{DOMAIN}")).to_have_attribute("data-show", "available")
     gus.context.close()
-    expect(contact(finn, f"gus@{DOMAIN}")).to_have_attribute("data-show", "offline")
+    expect(contact(finn, f"gus@{DOMAIN}")).to_have_attribute("data-show", "offline", timeout=LEAVING)
     expect(finn.locator('#roster details[data-group="Offline"]')).not_to_have_attribute("open", "")
 
     # Finn adds Hal: Hal's row is visible at once, first in the list, in both tabs, with a way to write to him.

@@ -5,12 +5,15 @@ the first one of a new conversation included."""
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import new_page, sign_up
+from tests.e2e.conftest import LEAVING, new_page, sign_up
 from tests.e2e.test_chat_browser import DOMAIN, befriend, message, say
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -48,9 +51,56 @@ def test_profile_and_search_pages_keep_a_person_online_and_idle_detection_works_
 
     # Leaving the app is still going offline.
     pim.close()
-    expect(contact(ola, "pim")).to_have_attribute("data-show", "offline")
+    expect(contact(ola, "pim")).to_have_attribute("data-show", "offline", timeout=LEAVING)
     assert ola_console.errors == []
     assert pim_console.errors == []
+
+
+# Counts every moment a contact's row shows them offline on the watcher's page (rows are replaced whole on
+# each presence change, so the list is watched, not one row).
+WATCH_OFFLINE = """jid => {
+  window.__offline = 0;
+  const roster = document.getElementById("roster").parentNode;
+  new MutationObserver(() => {
+    if (roster.querySelector(`#roster li[data-jid="${jid}"][data-show="offline"]`)) window.__offline += 1;
+  }).observe(roster, {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def presence_sessions(service, username: str) -> int:
+    """How many tabs or pages of this person hold a presence session, read from the service's database."""
+    with closing(sqlite3.connect(f"file:{service.var_dir / 'imweb.sqlite3'}?mode=ro", uri=True)) as db:
+        query = (
+            "SELECT COUNT(*) FROM accounts_presencesession s JOIN accounts_user u ON u.id = s.user_id"
+            " WHERE u.username = ?"
+        )
+        return db.execute(query, (username,)).fetchone()[0]
+
+
+def test_moving_between_pages_never_shows_a_person_offline_to_their_contacts(service, browser):
+    uma, uma_console = new_page(browser)
+    vic, vic_console = new_page(browser)
+    sign_up(uma, service, "uma")
+    sign_up(vic, service, "vic")
+    befriend(uma, "uma", vic, "vic")
+    expect(contact(uma, "vic")).to_have_attribute("data-show", "available")
+    uma.evaluate(WATCH_OFFLINE, f"vic@{DOMAIN}")
+
+    vic.get_by_role("link", name="Profile").click()
+    expect(vic).to_have_url(re.compile(r"/profile/$"))
+    vic.go_back()
+    expect(vic.locator("#roster")).to_be_visible()
+    vic.reload()
+    expect(vic.locator("#roster")).to_be_visible()
+    vic.goto(service.url + "/contacts/blocked")
+    vic.goto(service.url + "/")
+    expect(vic.locator("#roster")).to_be_visible()
+    # Once every page left behind has closed its session (after its grace), only the last page's is open ...
+    wait_for(lambda: presence_sessions(service, "vic") == 1, 20, "the sessions of the pages left behind closed")
+    # ... and Uma never saw Vic offline on the way.
+    expect(contact(uma, "vic")).to_have_attribute("data-show", "available")
+    assert uma.evaluate("window.__offline") == 0
+    assert uma_console.errors == [] and vic_console.errors == []
 
 
 def test_the_first_message_of_a_new_conversation_shows_delivered_while_the_recipient_is_online(service, browser):
