@@ -126,8 +126,9 @@ def decorate(
     participants: list[Participant] | None = None,
     hops: dict[int, list[outbox.Hop]] | None = None,
 ) -> list[Message]:
-    """Attach what `chat/_message.html` shows beyond the row: sender name, reactions grouped (with who), the
-    delivery status of messages from local senders (as their sender sees it) and their remote hops.
+    """Attach what `chat/_message.html` shows beyond the row: sender name and avatar (picture URL, else the
+    initial), reactions grouped (with who), the delivery status of messages from local senders (as their sender
+    sees it) and their remote hops.
 
     `viewer_jid` marks the viewer's own messages and reactions; without it (a push rendered once for everyone)
     static/js/chat.js marks them from the page's own address. At most two queries for any number of messages
@@ -139,6 +140,8 @@ def decorate(
         return items
     everyone = participants_of(conversation.pk) if participants is None else participants
     names = {p.jid: display_name(p) for p in everyone}
+    # The avatar beside a message: the sender's picture (local accounts, already loaded with the participants).
+    pictures = {p.jid: p.user.avatar_url for p in everyone if p.user is not None}
     current = [p for p in everyone if p.left_at is None]
     is_room = conversation.kind == Conversation.Kind.ROOM
     if hops is None:
@@ -146,6 +149,8 @@ def decorate(
         hops = outbox.hops([m.pk for m in items if m.sender_id is not None]) if remote else {}
     for message in items:
         message.sender_name = names.get(message.sender_jid, message.sender_jid.partition("@")[0])
+        message.sender_avatar_url = pictures.get(message.sender_jid, "")
+        message.sender_initials = (message.sender_name[:1] or "?").upper()
         message.is_mine = viewer_jid is not None and message.sender_jid == viewer_jid
         chips: dict[str, list[str]] = defaultdict(list)
         for reaction in reactions_of(message):
