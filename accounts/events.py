@@ -42,6 +42,8 @@ MESSAGE_CHANGED = "message.changed"  # edited, deleted or reacted to: its fragme
 RECEIPT = "receipt"  # someone's read or delivery marker moved: the status lines it changes
 MESSAGE_STATUS = "message.status"  # a remote copy of a message moved (handed over, failed): its status line
 TYPING = "typing.update"  # ephemeral: never stored
+# conversation.updated also tells one person alone that their own settings there (muted, pinned, marked unread)
+# changed: their tabs re-read the list and header, their API streams the conversation (chat.actions.conversations).
 CONVERSATION_UPDATED = "conversation.updated"  # created, joined, renamed, members changed, accepted: re-read it
 CONVERSATION_REMOVED = "conversation.removed"  # the user left or was removed
 ROSTER_CHANGED = "roster.changed"  # contacts, requests, presence or the user's own profile: re-read them

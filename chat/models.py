@@ -82,6 +82,13 @@ class Participant(models.Model):
     # The newest seq a missed-message email has told them about (chat.actions.missed_email): never twice.
     emailed_seq = models.PositiveBigIntegerField(default=0)
     is_request = models.BooleanField(default=False)
+    # The person's own settings here, never shown to anyone else (chat.actions.conversations): muted (no
+    # notification, sound or email; its unread count leaves the totals), pinned (listed first) and marked unread
+    # (the read marker when they marked it: the row shows as unread until they open the conversation again or
+    # the marker moves past it).
+    muted = models.BooleanField(default=False)
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    unread_mark_seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint("conversation", "jid", name="chat_participant_unique")]

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Case, Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from accounts.models import RosterItem, Subscription, User
@@ -190,10 +190,28 @@ class ConversationSummary:
     unread: int  # messages after the user's read marker, not theirs, not deleted, not room events
     peer: Participant | None  # direct conversations: the other side (with `user` loaded when local)
     peer_jid: str  # direct conversations: the other side's address, even if their account is gone
+    # Read for this one viewer (their list, their API): the row may show their own settings (muted, pinned,
+    # marked unread). False for a row a push renders once for everyone (chat.delivery): it shows none, and
+    # static/js/chat.js keeps them from the row it replaces.
+    personal: bool = False
 
     @property
     def id(self) -> int:
         return self.conversation.pk
+
+    @property
+    def muted(self) -> bool:
+        return self.personal and self.participant.muted
+
+    @property
+    def pinned(self) -> bool:
+        return self.personal and self.participant.pinned_at is not None
+
+    @property
+    def marked_unread(self) -> bool:
+        """Marked as unread, and not read since (the read marker has not moved past where it was then)."""
+        mark = self.participant.unread_mark_seq
+        return self.personal and mark is not None and self.participant.last_read_seq <= mark
 
     @property
     def is_request(self) -> bool:
@@ -219,8 +237,9 @@ def other_jid(conversation: Conversation, jid: str) -> str:
 
 
 def conversations_for(user: User, *, limit: int | None = None) -> list[ConversationSummary]:
-    """The user's current conversations, most recent activity first, each with its last message and unread
-    count; conversations they left are not included, requests are (flagged). Three queries, whatever the count.
+    """The user's current conversations, the ones they pinned first, then by most recent activity, each with its
+    last message and unread count; conversations they left are not included, requests are (flagged). Three
+    queries, whatever the count.
     """
     unread = (
         Message.objects.filter(
@@ -241,8 +260,9 @@ def conversations_for(user: User, *, limit: int | None = None) -> list[Conversat
         .annotate(
             unread=Coalesce(Subquery(unread, output_field=IntegerField()), 0),
             activity=Coalesce("conversation__last_message_at", "conversation__created_at"),
+            unpinned=Case(When(pinned_at__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField()),
         )
-        .order_by("-activity", "-conversation_id")
+        .order_by("unpinned", "-activity", "-conversation_id")
     )
     mine = list(rows if limit is None else rows[:limit])
     ids = [p.conversation_id for p in mine]
@@ -273,6 +293,7 @@ def conversations_for(user: User, *, limit: int | None = None) -> list[Conversat
                 unread=p.unread,
                 peer=peer,
                 peer_jid=peer_jid,
+                personal=True,
             )
         )
     return summaries
@@ -303,11 +324,18 @@ def unread_counts(participant_ids: Iterable[int]) -> dict[int, int]:
 
 
 def conversation_list(user: User) -> dict[str, object]:
-    """What `chat/_conversation_list.html` needs: the list split into chats and Requests, and unread totals."""
+    """What `chat/_conversation_list.html` needs: the list split into chats (pinned ones apart) and Requests, and
+    unread totals (muted conversations keep their count on their row, out of the totals)."""
     summaries = conversations_for(user, limit=LIST_LIMIT)
     chats = [s for s in summaries if not s.is_request]
     requests = [s for s in summaries if s.is_request]
-    return {"chats": chats, "chat_requests": requests, "unread_total": sum(s.unread for s in chats)}
+    return {
+        "chats": chats,
+        "pinned_chats": [s for s in chats if s.pinned],
+        "other_chats": [s for s in chats if not s.pinned],
+        "chat_requests": requests,
+        "unread_total": sum(s.unread for s in chats if not s.muted),
+    }
 
 
 # --- The open conversation's header -----------------------------------------------------------------------

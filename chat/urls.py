@@ -22,4 +22,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/leave", views.leave, name="room_leave"),
     path("c/<int:conversation_id>/rename", views.rename, name="room_rename"),
     path("c/<int:conversation_id>/topic", views.set_topic, name="room_topic"),
+    path("c/<int:conversation_id>/mute", views.mute, name="conversation_mute"),
+    path("c/<int:conversation_id>/pin", views.pin, name="conversation_pin"),
+    path("c/<int:conversation_id>/unread", views.mark_unread, name="conversation_unread"),
 ]

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import actions as accounts
-from accounts.contacts_views import contacts_context
-from accounts.errors import AccountError
+from accounts.contacts_views import contacts_context, typed_address
+from accounts.errors import AccountError, NoSuchUser
 from accounts.jid import parse_bare_jid
-from accounts.models import User
+from accounts.models import RosterItem, User
 from chat import actions, fragments, queries
 from chat.access import membership
 from chat.actions.common import message_max_chars
+from chat.actions.conversations import conversation_opened, set_marked_unread, set_muted, set_pinned
 from chat.errors import ChatError, NotFound
 from chat.models import Conversation, Message, Participant
 
@@ -105,6 +108,7 @@ def topbar(request: HttpRequest) -> HttpResponse:
 @_chat_errors_as_404
 def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
     mine = _membership_or_404(request.user, conversation_id)
+    conversation_opened(mine)  # opening it takes a "mark as unread" off
     items = actions.messages_before(request.user, mine.conversation_id, None, PAGE_SIZE)
     context = {**_home_context(request.user, mine.conversation_id), **pane_context(request.user, mine, items)}
     return render(request, "home.html", context)
@@ -339,3 +343,54 @@ def create_room(request: HttpRequest) -> HttpResponse:
         response["HX-Redirect"] = target
         return response
     return redirect(target)
+
+
+# --- One's own settings: mute, pin, mark as unread --------------------------------------------------------
+
+
+def _open_in_tab(request: HttpRequest) -> int | None:
+    """The conversation open in the tab that asked (htmx names the page it is on), else None."""
+    try:
+        match = resolve(urlsplit(request.headers.get("HX-Current-URL", "")).path)
+    except Resolver404:
+        return None
+    if match.url_name in ("conversation", "conversation_around"):
+        return int(match.kwargs["conversation_id"])
+    return None
+
+
+def _back(request: HttpRequest, conversation_id: int, *, not_its_page: bool) -> HttpResponse:
+    """Without JavaScript: back to the page the form was on (a page of this site, else the home). `not_its_page`:
+    never to the conversation's own page, where opening it would undo the change (mark as unread)."""
+    referer = request.META.get("HTTP_REFERER", "")
+    safe = url_has_allowed_host_and_scheme(referer, {request.get_host()}, require_https=request.is_secure())
+    if not safe or (not_its_page and urlsplit(referer).path == reverse("conversation", args=[conversation_id])):
+        return redirect("home")
+    return redirect(referer)
+
+
+def _setting_view(field: str, change: Callable[[User, int, bool], Participant]) -> Callable[..., HttpResponse]:
+    """A POST that sets one of the user's own settings for a conversation: `field` "1" (or absent) turns it on,
+    "0" off. htmx gets the list (and the open header, when it is this conversation) to swap; every other tab of
+    the user hears it on its socket; a plain form goes back where it came from."""
+
+    @login_required
+    @require_POST
+    @_chat_errors_as_404
+    def view(request: HttpRequest, conversation_id: int) -> HttpResponse:
+        mine = change(request.user, conversation_id, request.POST.get(field, "1") != "0")
+        if not request.htmx:
+            return _back(request, mine.conversation_id, not_its_page=field == "unread")
+        open_id = _open_in_tab(request)
+        html = fragments.conversation_list_for(request.user, open_id=open_id, oob=True)
+        if open_id == mine.conversation_id:
+            html += fragments.pane_head_for(request.user, mine)
+        return HttpResponse(html)
+
+    view.__name__ = view.__qualname__ = f"set_{field}"
+    return view
+
+
+mute = _setting_view("muted", set_muted)
+pin = _setting_view("pinned", set_pinned)
+mark_unread = _setting_view("unread", set_marked_unread)

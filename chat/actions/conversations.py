@@ -29,7 +29,7 @@ from chat.actions.common import (
     membership,
     refuse_remote,
 )
-from chat.actions.messages import record_event
+from chat.actions.messages import mark_read, record_event
 from chat.errors import ChatError, InvalidArgument, NotAContact, NotAllowed
 from chat.models import ROOM_NAME_MAX, TOPIC_MAX, Conversation, Message, Participant
 from chat.queries import ConversationSummary, conversations_for, display_name
@@ -247,3 +247,61 @@ def set_topic(owner: User, conversation_id: int | str, topic: str) -> Conversati
     topic = clean_line(topic, "A topic", TOPIC_MAX, required=False)
     line = f"{owner.name} changed the topic to “{topic}”" if topic else f"{owner.name} removed the topic"
     return _update_room(owner, conversation_id, "topic", topic, line)
+
+
+# --- One's own settings for a conversation ----------------------------------------------------------------
+# Mute, pin and mark as unread belong to one person and show on nobody else's screen. A change is told to that
+# person's own sockets (every tab re-reads its list and open header; the API stream says the conversation
+# changed), and only when something changed, so a repeated click costs nothing.
+
+
+def _own_setting(mine: Participant, fields: dict[str, object]) -> Participant:
+    """Inside a transaction: set `fields` on `mine`, telling its person's sockets when a value changed."""
+    changed = [name for name, value in fields.items() if getattr(mine, name) != value]
+    for name in changed:
+        setattr(mine, name, fields[name])
+    if changed:
+        mine.save(update_fields=changed)
+        notify_users([mine.user_id], events.conversation_updated(mine.conversation_id))
+    return mine
+
+
+def set_muted(user: User, conversation_id: int | str, muted: bool) -> Participant:
+    """Mute (no notification, no sound, no missed-message email; its unread count stays on its row but leaves the
+    totals) or unmute a conversation for the user. Unmuting does not email what arrived while it was muted."""
+    with transaction.atomic():
+        mine = membership(user, conversation_id)
+        if muted:
+            return _own_setting(mine, {"muted": True})
+        if not mine.muted:
+            return mine
+        return _own_setting(mine, {"muted": False, "emailed_seq": max(mine.emailed_seq, mine.conversation.last_seq)})
+
+
+def set_pinned(user: User, conversation_id: int | str, pinned: bool) -> Participant:
+    """Pin (listed first, in the Pinned part of the list) or unpin a conversation for the user. Pinning one that
+    is pinned keeps its pin time."""
+    with transaction.atomic():
+        mine = membership(user, conversation_id)
+        if pinned == (mine.pinned_at is not None):
+            return mine
+        return _own_setting(mine, {"pinned_at": timezone.now() if pinned else None})
+
+
+def set_marked_unread(user: User, conversation_id: int | str, marked: bool) -> Participant:
+    """Mark a conversation as unread for the user: it shows as unread until they open it again or read on past
+    where they were (chat.queries.ConversationSummary.marked_unread). `marked` False is "Mark as read": the mark
+    comes off and everything in it counts as read (the others see it read, as when it is read on screen)."""
+    with transaction.atomic():
+        mine = membership(user, conversation_id)
+        _own_setting(mine, {"unread_mark_seq": mine.last_read_seq if marked else None})
+    if not marked and mine.last_read_seq < mine.conversation.last_seq:
+        mine.last_read_seq = mark_read(user, mine.conversation_id, mine.conversation.last_seq)
+    return mine
+
+
+def conversation_opened(mine: Participant) -> None:
+    """Its person opened the conversation of `mine` (its page): a mark as unread comes off."""
+    if mine.unread_mark_seq is not None:
+        with transaction.atomic():
+            _own_setting(mine, {"unread_mark_seq": None})

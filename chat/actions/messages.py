@@ -42,6 +42,7 @@ from django.db.models import PositiveBigIntegerField, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from accounts import events
 from accounts.errors import AccountError, NoSuchUser
 from accounts.jid import BareJid, parse_bare_jid
 from accounts.lookups import is_blocked, local_user_for
@@ -562,15 +563,22 @@ def mark_read(user: User, conversation_id: int | str, seq: int) -> int:
     with transaction.atomic():
         mine = membership(user, conversation_id)
         target = min(wanted, mine.conversation.last_seq)
+        # Reading on past where the person marked the conversation as unread takes the mark off.
+        unmark = mine.unread_mark_seq is not None and target > mine.unread_mark_seq
         # Conditional UPDATE: of two racing calls the lower one matches no row, so the marker cannot go back.
         moved = Participant.objects.filter(pk=mine.pk, last_read_seq__lt=target).update(
             last_read_seq=target,
             last_delivered_seq=Greatest("last_delivered_seq", Value(target), output_field=PositiveBigIntegerField()),
+            **({"unread_mark_seq": None} if unmark else {}),
         )
         if not moved:  # already there or further
             return max(mine.last_read_seq, target)
         before = mine.last_read_seq if user.send_read_markers else max(mine.last_delivered_seq, mine.last_read_seq)
         transaction.on_commit(lambda: delivery.receipt(mine, "read", before, target))
+        if unmark:  # rare: the person's tabs draw their list again, without the mark
+            transaction.on_commit(
+                lambda: events.notify_users([user.pk], events.conversation_updated(mine.conversation_id))
+            )
     return target
 
 

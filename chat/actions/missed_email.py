@@ -10,8 +10,9 @@ restart or a lost Valkey delays an email, never loses it. A message is in at mos
 moves forward, in the same transaction that read it.
 
 Never emailed: the reader's own messages, deleted ones, room events ("alice invited bob": they schedule no
-check, and a check that other messages made leaves them out), conversations waiting in their Requests, rooms they
-left, people who turned these emails off (profile), inactive accounts, and addresses not verified (an email
+check, and a check that other messages made leaves them out), conversations waiting in their Requests,
+conversations they muted (nor, after unmuting, what came meanwhile: chat.actions.conversations.set_muted), rooms
+they left, people who turned these emails off (profile), inactive accounts, and addresses not verified (an email
 to an address nobody confirmed could go to a stranger).
 """
 
@@ -143,7 +144,7 @@ def email_missed_messages(user: User, *, now: datetime | None = None) -> MissedE
         mine = {
             p.conversation_id: p
             for p in Participant.objects.select_for_update()
-            .filter(user=user, left_at__isnull=True, is_request=False)
+            .filter(user=user, left_at__isnull=True, is_request=False, muted=False)
             .filter(conversation__last_seq__gt=Greatest(F("last_read_seq"), F("emailed_seq")))
             .select_related("conversation")
         }
@@ -152,6 +153,7 @@ def email_missed_messages(user: User, *, now: datetime | None = None) -> MissedE
                 conversation__participants__user=user,
                 conversation__participants__left_at__isnull=True,
                 conversation__participants__is_request=False,
+                conversation__participants__muted=False,
                 seq__gt=Greatest(
                     F("conversation__participants__last_read_seq"), F("conversation__participants__emailed_seq")
                 ),

@@ -25,7 +25,8 @@ from accounts.models import BlockedJid, User
 from accounts.roster import roster_view
 from accounts.tokens import issue_token, revoke_token, tokens_of
 from chat import actions, batching
-from chat.access import parse_seq
+from chat.access import membership, parse_seq
+from chat.actions.conversations import set_marked_unread, set_muted, set_pinned
 from chat.actions.messages import SendRequest
 from chat.api import schemas as s
 from chat.api.auth import BearerAuth
@@ -202,10 +203,31 @@ def unblock(request: HttpRequest, jid: str) -> Status[None]:
 
 @api.get("/conversations", response={200: list[s.ConversationOut], **ERRORS}, tags=["messages"])
 def list_conversations(request: HttpRequest, limit: int | None = None) -> list[s.ConversationOut]:
-    """My conversations, most recent activity first, with unread counts and the last message."""
+    """My conversations, the ones I pinned first, then by most recent activity, with unread counts, the last
+    message and my own settings (muted, pinned, marked unread)."""
     if limit is not None and limit < 1:
         raise InvalidArgument("limit must be a whole number, 1 or more.")
     return [s.conversation_out(row) for row in actions.conversations_for(_user(request), limit=limit)]
+
+
+@api.patch("/conversations/{conversation_id}", response={200: s.ConversationOut, **ERRORS}, tags=["messages"])
+def update_conversation(
+    request: HttpRequest, conversation_id: str, payload: s.ConversationSettingsIn
+) -> s.ConversationOut:
+    """Change my own settings for a conversation: `muted`, `pinned`, `marked_unread` (only those given). Nobody
+    else sees them; my web tabs and streams hear of it (a `conversation` event, change `updated`)."""
+    user = _user(request)
+    mine = membership(user, conversation_id)
+    if payload.muted is not None:
+        set_muted(user, mine.conversation_id, payload.muted)
+    if payload.pinned is not None:
+        set_pinned(user, mine.conversation_id, payload.pinned)
+    if payload.marked_unread is not None:
+        set_marked_unread(user, mine.conversation_id, payload.marked_unread)
+    found = next((row for row in actions.conversations_for(user) if row.id == mine.conversation_id), None)
+    if found is None:  # left meanwhile
+        raise Http404
+    return s.conversation_out(found)
 
 
 @api.get("/conversations/{conversation_id}/messages", response={200: s.MessagesOut, **ERRORS}, tags=["messages"])

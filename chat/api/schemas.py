@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Literal
 
 from ninja import Field, Schema
-from pydantic import StrictInt, StrictStr
+from pydantic import StrictBool, StrictInt, StrictStr
 
 from accounts.actions.presence import Presence
 from accounts.models import ApiToken, User
@@ -235,6 +235,19 @@ class ConversationOut(Schema):
     last_seq: int
     last_read_seq: int
     last_message: PreviewOut | None
+    muted: bool = Field(description="I muted it: no notification and no missed-message email.")
+    pinned: bool = Field(description="I pinned it: listed first.")
+    marked_unread: bool = Field(description="I marked it as unread (until I open or read it).")
+
+
+class ConversationSettingsIn(Schema):
+    """My own settings for a conversation; each one left out stays as it is."""
+
+    muted: StrictBool | None = None
+    pinned: StrictBool | None = None
+    marked_unread: StrictBool | None = Field(
+        None, description="true: mark as unread; false: mark as read (everything in it counts as read)."
+    )
 
 
 def _reactions(message: Message) -> list[dict[str, object]]:
@@ -305,4 +318,7 @@ def conversation_out(summary: ConversationSummary) -> ConversationOut:
         last_seq=conversation.last_seq,
         last_read_seq=summary.participant.last_read_seq,
         last_message=preview,
+        muted=summary.muted,
+        pinned=summary.pinned,
+        marked_unread=summary.marked_unread,
     )

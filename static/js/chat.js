@@ -239,8 +239,27 @@
     });
   }
 
+  // The person's own settings for a conversation (muted, pinned, marked unread) are not on a pushed row, which is
+  // rendered once for everyone (chat/delivery.py): it keeps them from the row it replaces.
+  var OWN_SETTINGS = ["muted", "pinned", "marked"];
+
+  function keepSettings(row, existing) {
+    if (!existing || row.hasAttribute("data-muted")) {
+      return;
+    }
+    OWN_SETTINGS.forEach(function (name) {
+      var on = existing.getAttribute("data-" + name) === "1";
+      row.setAttribute("data-" + name, on ? "1" : "0");
+      row.classList.toggle("convrow--" + name, on);
+    });
+  }
+
   function placeRow(row, existing) {
+    keepSettings(row, existing);
     var section = row.getAttribute("data-request") === "1" ? "convlist-requests" : "convlist-chats";
+    if (section === "convlist-chats" && row.getAttribute("data-pinned") === "1") {
+      section = "convlist-pinned";
+    }
     var target = document.getElementById(section);
     if (!target) {
       row.remove();
@@ -363,8 +382,8 @@
       var badge = row.querySelector(".convrow__unread");
       var unread = badge ? parseInt(badge.getAttribute("data-unread"), 10) || 0 : 0;
       row.classList.toggle("convrow--unread", unread > 0);
-      if (row.getAttribute("data-request") === "0") {
-        total += unread;
+      if (row.getAttribute("data-request") === "0" && row.getAttribute("data-muted") !== "1") {
+        total += unread; // a muted conversation keeps its count on its row only
       }
     });
     document.title = (total ? "(" + total + ") " : "") + "imweb";
@@ -391,7 +410,9 @@
       }
       // Requests stay quiet until accepted, and so do room events (someone joined, the topic changed); the open
       // conversation only notifies when the tab is not in view.
-      var quiet = row.getAttribute("data-request") === "1" || row.getAttribute("data-event") === "1";
+      // Muted conversations too: no notification, no sound.
+      var quiet = row.getAttribute("data-request") === "1" || row.getAttribute("data-event") === "1" ||
+        row.getAttribute("data-muted") === "1";
       if (known !== undefined && !quiet && (id !== openId || !focused())) {
         notify(row);
       }

@@ -19,7 +19,7 @@ def line(page: Page, text: str):
 
 def room_menu(page: Page):
     """The open room's settings, opened (a push that redraws the header closes them)."""
-    menu = page.locator("details.convo__menu")
+    menu = page.locator("details.convo__room")
     if not menu.evaluate("details => details.open"):
         menu.locator("summary").click()
     return menu
