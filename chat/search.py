@@ -117,11 +117,13 @@ def snippet(body: str, words: list[str]) -> str:
     return ("…" if start > 0 else "") + marked + ("…" if start + SNIPPET_WORDS < len(tokens) else "")
 
 
-def find(user_id: int, words: list[str], *, limit: int, before_id: int | None = None) -> list[tuple[int, str]]:
+def find(
+    user_id: int, words: list[str], *, limit: int, before_id: int | None = None, conversation_id: int | None = None
+) -> list[tuple[int, str]]:
     """(message id, raw snippet) of the newest `limit` live messages, with id < before_id when given, that
-    contain every word (as a prefix) and belong to a conversation `user_id` is currently in. Room events
-    ("alice invited bob") are lines of the history, not messages: the index holds their text, the query
-    leaves them out.
+    contain every word (as a prefix) and belong to a conversation `user_id` is currently in (only
+    `conversation_id`, when given: the search panel's "in this conversation"). Room events ("alice invited
+    bob") are lines of the history, not messages: the index holds their text, the query leaves them out.
 
     The snippet is raw message text with MATCH_START/MATCH_END around matched words: escape it before use.
     """
@@ -130,6 +132,8 @@ def find(user_id: int, words: list[str], *, limit: int, before_id: int | None = 
     vendor = default_connection.vendor
     # No "before" is "before any id": one fixed query text per backend, every value a parameter.
     before = _NO_ID_LIMIT if before_id is None else before_id
+    # Likewise no conversation is "any conversation": a range that is one id, or every id.
+    lowest, highest = (0, _NO_ID_LIMIT) if conversation_id is None else (conversation_id, conversation_id)
     if vendor == "sqlite":
         match = " ".join(f'"{word}"*' for word in words)  # words hold no quotes: see query_words
         sql = (
@@ -137,10 +141,11 @@ def find(user_id: int, words: list[str], *, limit: int, before_id: int | None = 
             "JOIN chat_message m ON m.id = chat_message_fts.rowid "
             "JOIN chat_participant p ON p.conversation_id = m.conversation_id "
             "WHERE chat_message_fts MATCH %s AND p.user_id = %s AND p.left_at IS NULL AND m.deleted_at IS NULL "
-            "AND m.kind = %s AND m.id < %s ORDER BY m.id DESC LIMIT %s"
+            "AND m.kind = %s AND m.id < %s AND m.conversation_id BETWEEN %s AND %s ORDER BY m.id DESC LIMIT %s"
         )
+        params = [MATCH_START, MATCH_END, SNIPPET_WORDS, match, user_id, MESSAGE, before, lowest, highest, limit]
         with default_connection.cursor() as cursor:
-            cursor.execute(sql, [MATCH_START, MATCH_END, SNIPPET_WORDS, match, user_id, MESSAGE, before, limit])
+            cursor.execute(sql, params)
             return [(row[0], row[1]) for row in cursor.fetchall()]
     if vendor == "postgresql":
         tsquery = " & ".join(f"{word}:*" for word in words)  # letters and digits only: no tsquery syntax
@@ -148,10 +153,11 @@ def find(user_id: int, words: list[str], *, limit: int, before_id: int | None = 
             "SELECT m.id, m.body FROM chat_message m "
             "JOIN chat_participant p ON p.conversation_id = m.conversation_id "
             "WHERE to_tsvector('simple', m.body) @@ to_tsquery('simple', %s) AND p.user_id = %s "
-            "AND p.left_at IS NULL AND m.deleted_at IS NULL AND m.kind = %s AND m.id < %s ORDER BY m.id DESC LIMIT %s"
+            "AND p.left_at IS NULL AND m.deleted_at IS NULL AND m.kind = %s AND m.id < %s "
+            "AND m.conversation_id BETWEEN %s AND %s ORDER BY m.id DESC LIMIT %s"
         )
         with default_connection.cursor() as cursor:
-            cursor.execute(sql, [tsquery, user_id, MESSAGE, before, limit])
+            cursor.execute(sql, [tsquery, user_id, MESSAGE, before, lowest, highest, limit])
             # Not ts_headline: it parses the body as a document with tags and drops "<b>"-like text from it.
             return [(row[0], snippet(row[1], words)) for row in cursor.fetchall()]
     raise NotImplementedError(f"full-text search is not available on {vendor}")

@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
 from chat import search
-from chat.actions.common import parse_seq
+from chat.actions.common import membership, parse_seq
 from chat.errors import InvalidArgument
 from chat.models import Conversation, Message, Participant
 from chat.rendering import strip_bidi_controls
@@ -91,8 +91,16 @@ def _titles(user: User, conversations: list[Conversation]) -> dict[int, str]:
     return titles
 
 
-def search_messages(user: User, query: str, *, limit: int = 20, before: int | str | None = None) -> list[SearchHit]:
-    """Messages matching `query` in the conversations the user is currently in, newest first.
+def search_messages(
+    user: User,
+    query: str,
+    *,
+    limit: int = 20,
+    before: int | str | None = None,
+    conversation: int | str | None = None,
+) -> list[SearchHit]:
+    """Messages matching `query` in the conversations the user is currently in (or only in `conversation`, one
+    they are in: NotFound otherwise, as everywhere), newest first.
 
     Every word must appear (as the start of a word, ignoring case and accents). At most `limit` hits (capped
     at MAX_HITS); for the next page pass the last hit's `id` as `before`. Three queries per page.
@@ -102,7 +110,8 @@ def search_messages(user: User, query: str, *, limit: int = 20, before: int | st
     before_id = None if before is None else parse_seq(before, "before")
     if not getattr(user, "is_authenticated", False):
         return []
-    found = search.find(user.pk, words, limit=size, before_id=before_id)
+    scope = None if conversation in (None, "") else membership(user, conversation).conversation_id
+    found = search.find(user.pk, words, limit=size, before_id=before_id, conversation_id=scope)
     messages = Message.objects.select_related("conversation", "sender").in_bulk([pk for pk, _ in found])
     titles = _titles(user, list({m.conversation_id: m.conversation for m in messages.values()}.values()))
     hits = []

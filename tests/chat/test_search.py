@@ -292,3 +292,48 @@ def test_own_messages_are_shown_as_yours(client, alice, bob):
 
     assert [e.text_content() for e in by_class(page, "msgsearch-hit__who")] == ["You"]
     assert [e.text_content() for e in by_class(page, "msgsearch-hit__where")] == ["Bob"]
+
+
+def test_search_in_one_conversation_finds_only_its_messages_and_pages_within_it(client, alice, bob, carol):
+    for i in range(21):
+        send(alice, bob.jid, f"plan {i}")
+    elsewhere = send(carol, bob.jid, "plan from carol")
+    here = Message.objects.filter(sender=alice).first().conversation_id
+    client.force_login(bob)
+
+    everywhere = lxml.html.fromstring(client.get("/search", {"q": "plan"}).content)
+    assert by_class(everywhere, "msgsearch-hit__where")[0].text_content() == "Carol"
+
+    fragment = client.get("/search", {"q": "plan", "in": here}, headers={"HX-Request": "true"}).content.decode()
+    first = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    hits = by_class(first, "msgsearch-hit")
+    assert len(hits) == 20
+    assert {by_class(hit, "msgsearch-hit__where")[0].text_content() for hit in hits} == {"Alice"}
+    assert hits[0].xpath(".//a")[0].get("data-jump") == f"msg-{here}-21"
+    more = by_class(first, "msgsearch-more")[0].xpath(".//button")[0].get("hx-get")
+    assert f"in={here}" in more
+    rest = lxml.html.fragment_fromstring(client.get(more, headers={"HX-Request": "true"}).content.decode(), "div")
+    assert [by_class(li, "msgsearch-hit__snippet")[0].text_content() for li in by_class(rest, "msgsearch-hit")] == [
+        "plan 0"
+    ]
+    assert elsewhere.conversation_id != here
+
+    # Without JavaScript the conversation's Search button is a link to the page, which offers both scopes.
+    page = lxml.html.fromstring(client.get("/search", {"q": "plan", "in": here}).content)
+    assert [(r.get("value"), r.get("checked") is not None) for r in page.xpath("//input[@name='in']")] == [
+        (str(here), True),
+        ("", False),
+    ]
+    assert {by_class(hit, "msgsearch-hit__where")[0].text_content() for hit in by_class(page, "msgsearch-hit")} == {
+        "Alice"
+    }
+
+
+def test_search_in_a_conversation_one_is_not_in_finds_nothing(client, alice, bob, carol):
+    theirs = send(alice, carol.jid, "private plan")
+    client.force_login(bob)
+
+    page = lxml.html.fromstring(client.get("/search", {"q": "plan", "in": theirs.conversation_id}).content)
+
+    assert not by_class(page, "msgsearch-hit")
+    assert by_class(page, "msgsearch-results__error")[0].text_content().strip() == "There is no such conversation."
