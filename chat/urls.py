@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("_/topbar", views.topbar, name="topbar"),
     path("chat/new", views.new_chat, name="chat_new"),
+    path("chat/new/people", views.new_chat_people, name="chat_new_people"),
     path("rooms/new", views.create_room, name="room_create"),
     path("c/<int:conversation_id>/", views.conversation, name="conversation"),
     path("c/<int:conversation_id>/messages", views.history, name="conversation_messages"),

@@ -167,21 +167,28 @@ def history(request: HttpRequest, conversation_id: int) -> HttpResponse:
 def new_chat(request: HttpRequest) -> HttpResponse:
     """Open the direct conversation with `?to=<jid>` (anyone, here or on another server; a bare username means
     someone here), or a blank one whose first message creates it: it waits in their Requests if they have not
-    added the user."""
-    text = request.GET.get("to", "").strip()
+    added the user.
+
+    Without `to`, the plain "New chat" page (the no-JavaScript door). A bad address answers that form again with
+    the reason under the field; from htmx (the "New chat" panel) a good one answers with where to go."""
+    if "to" not in request.GET and not request.htmx:
+        return render(request, "chat/new_chat.html", {"to": ""})
+    typed = request.GET.get("to", "").strip()
+    text = typed
     if text and "@" not in text.lstrip("@"):
         text = f"{text.lstrip('@')}@{request.user.jid.rpartition('@')[2]}"
     try:
-        jid = str(parse_bare_jid(text))
+        parsed = parse_bare_jid(text)
     except AccountError as exc:
-        flash.error(request, str(exc))
-        return redirect("home")
+        reason = str(exc)
+        if "@" not in typed:  # the message would name the address made of it, not what was typed
+            reason = f"“{typed}” is nobody's name here. Pick a contact, or type an address like alice@example.org."
+        return _new_chat_error(request, typed, reason)
+    jid = str(parsed)
     if jid == request.user.jid:
-        flash.error(request, "That is your own address; you cannot send messages to yourself.")
-        return redirect("home")
+        return _new_chat_error(request, typed, "That is your own address; you cannot send messages to yourself.")
     if accounts.is_blocked(request.user, jid):
-        flash.error(request, f"You have blocked {jid}. Unblock them to send them messages.")
-        return redirect("home")
+        return _new_chat_error(request, typed, f"You have blocked {jid}. Unblock them to send them messages.")
     existing = (
         Participant.objects.filter(
             user=request.user, left_at__isnull=True, conversation__direct_key=actions.direct_key(request.user.jid, jid)
@@ -189,10 +196,68 @@ def new_chat(request: HttpRequest) -> HttpResponse:
         .values_list("conversation_id", flat=True)
         .first()
     )
+    if existing is None and parsed.is_local:
+        # Someone here must exist; one who blocks the user gets the same answer, as when a message is sent.
+        peer = accounts.local_user_for(parsed)
+        if peer is None or accounts.is_blocked(peer, request.user.jid):
+            return _new_chat_error(request, typed, str(NoSuchUser(jid)))
+    if request.htmx:
+        target = reverse("conversation", args=[existing]) if existing is not None else None
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = target or f"{reverse('chat_new')}?{urlencode({'to': jid})}"
+        return response
     if existing is not None:
         return redirect("conversation", conversation_id=existing)
     context = {**_home_context(request.user), "new_to": jid, "max_chars": message_max_chars()}
     return render(request, "home.html", context)
+
+
+def _new_chat_error(request: HttpRequest, typed: str, error: str) -> HttpResponse:
+    """The "New chat" form again, what was typed kept and the reason under the field: the panel alone for htmx
+    (it stays where it is), else the plain page."""
+    context = {"to": typed, "error": error, "suggestions": []}
+    template = "chat/_new_chat.html" if request.htmx else "chat/new_chat.html"
+    return render(request, template, context, status=ERROR_STATUS)
+
+
+NEW_CHAT_SUGGESTIONS = 8
+
+
+def _new_chat_people(user: User, text: str) -> list[dict[str, object]]:
+    """Whom "New chat" suggests for `text`: contacts whose address, nickname or name holds it, then people on this
+    server who chose to be findable, then the address itself when it is a full one; in four queries at most."""
+    needle = text.strip().lstrip("@").lower()
+    if not needle:
+        return []
+    domain = user.jid.rpartition("@")[2]
+    items = list(RosterItem.objects.filter(owner=user, listed=True).only("jid", "name"))
+    usernames = [item.jid.removesuffix(f"@{domain}") for item in items if item.jid.endswith(f"@{domain}")]
+    local = {person.jid: person for person in User.objects.filter(username__in=usernames, is_active=True)}
+    found: list[dict[str, object]] = []
+    for item in items:
+        person = local.get(item.jid)
+        name = item.name or (person.name if person else item.jid.partition("@")[0])
+        if needle in item.jid.lower() or needle in name.lower():
+            found.append({"jid": item.jid, "name": name, "person": person, "contact": True})
+    found.sort(key=lambda suggestion: (not str(suggestion["name"]).lower().startswith(needle), suggestion["jid"]))
+    found = found[:NEW_CHAT_SUGGESTIONS]
+    listed = {suggestion["jid"] for suggestion in found}
+    others = [person for person in accounts.search_directory(user, text) if person.jid not in listed]
+    for person in others[: NEW_CHAT_SUGGESTIONS - len(found)]:
+        found.append({"jid": person.jid, "name": person.name, "person": person, "contact": False})
+    address = typed_address(user, text, [])
+    if address and address not in {suggestion["jid"] for suggestion in found}:
+        found.append({"jid": address, "name": address, "person": None, "contact": False, "address": True})
+    return found
+
+
+@login_required
+@require_GET
+def new_chat_people(request: HttpRequest) -> HttpResponse:
+    """The "New chat" suggestions for what is typed in its field (`?to=`), each opening the chat with them; the
+    field asks for them as the user types (htmx takes the list out of the panel)."""
+    typed = request.GET.get("to", "").strip()
+    return render(request, "chat/_new_chat.html", {"to": typed, "suggestions": _new_chat_people(request.user, typed)})
 
 
 # --- Changing things --------------------------------------------------------------------------------------

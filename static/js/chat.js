@@ -364,9 +364,9 @@
         window.location.assign(row.querySelector("a").getAttribute("href"));
       };
     }
-    var toggle = document.getElementById("sound-toggle");
-    if (toggle && soundOn()) {
-      var audio = new Audio(toggle.getAttribute("data-sound"));
+    // The switch is on the profile page (static/js/settings.js); the sound's address is on the chat page.
+    if (app.getAttribute("data-sound") && soundOn()) {
+      var audio = new Audio(app.getAttribute("data-sound"));
       audio.play().catch(function () {});
     }
   }
@@ -880,30 +880,7 @@
     roomTicks = null;
   });
 
-  // -- Notifications and sound: asked for only when the user clicks -----------------------------------------
-  var notifyButton = document.getElementById("notify-enable");
-  function updateNotifyButton() {
-    if (notifyButton) {
-      notifyButton.hidden = !("Notification" in window) || Notification.permission !== "default";
-    }
-  }
-  if (notifyButton) {
-    notifyButton.addEventListener("click", function () {
-      Notification.requestPermission().then(updateNotifyButton);
-    });
-    updateNotifyButton();
-  }
-  var soundToggle = document.getElementById("sound-toggle");
-  if (soundToggle) {
-    soundToggle.checked = soundOn();
-    soundToggle.addEventListener("change", function () {
-      try {
-        window.localStorage.setItem("imweb.sound", soundToggle.checked ? "1" : "0");
-      } catch (error) {
-        soundToggle.checked = false;
-      }
-    });
-  }
+  // -- Notifications and sound: switched on in the profile's settings (static/js/settings.js) ---------------
 
   // -- First paint ------------------------------------------------------------------------------------------
   markMine(document);
