@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests drive for real (Chromium for the browser tests, Prosody for the s2s
-# and ejabberd interop tests, PostgreSQL and redis-server for the scaled-mode tests), when missing.
+# Installs the system packages the tests drive for real (Chromium and an emoji font for the browser tests,
+# Prosody for the s2s and ejabberd interop tests, PostgreSQL and redis-server for the scaled-mode tests), when
+# missing.
 set -euo pipefail
 
 declare -A package_for=(
@@ -11,6 +12,8 @@ declare -A package_for=(
   [/usr/lib/x86_64-linux-gnu/lua/5.4/lunbound.so]=lua-unbound
   [/usr/bin/openssl]=openssl
   [/usr/bin/redis-server]=redis-server
+  # Emoji in reactions and the picker: without a colour emoji font Chromium draws them as empty boxes.
+  [/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf]=fonts-noto-color-emoji
 )
 missing=()
 # -e, not -x: lunbound.so is a library, not a program.
