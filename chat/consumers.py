@@ -41,7 +41,7 @@ from accounts.events import (
 )
 from accounts.models import User
 from chat import actions as chat
-from chat import batching, fragments, frames, queries
+from chat import batching, delivery, fragments, frames, queries
 from chat.access import membership, parse_seq
 from chat.actions.messages import SendRequest, Sent
 from chat.actions.typing import TYPING_EXPIRES_SECONDS
@@ -286,6 +286,9 @@ class UserSocket(UserGroupSocket):
         self.open_conversation, self.mine = mine.conversation_id, mine
         self.cursor.follow(mine.conversation_id, after)
         await self._catch_up(asked=True)
+        # The statuses of the tab's own messages it already holds, as they are now (they may have moved while
+        # the page loaded, before this socket listened).
+        await self._push(await database_sync_to_async(delivery.own_statuses)(mine, after))
 
     def _close_conversation(self) -> None:
         if self.open_conversation is not None:

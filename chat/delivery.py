@@ -205,6 +205,24 @@ def _statuses(conversation: Conversation, everyone: list[Participant], items: li
     return fragments.statuses(conversation.pk, items)
 
 
+def own_statuses(mine: Participant, upto: int) -> str:
+    """The status lines of the newest STATUS_WINDOW messages `mine`'s person sent up to seq `upto`: what a page
+    rendered may have moved on (Delivered, Read) before the page's socket was listening, and a receipt is pushed
+    only once. Sent to a socket when its tab opens the conversation (it says what it holds up to `upto`)."""
+    if upto <= 0 or mine.user_id is None:
+        return ""
+    items = list(
+        Message.objects.filter(conversation_id=mine.conversation_id, sender_id=mine.user_id, seq__lte=upto)
+        .filter(deleted_at__isnull=True)
+        .select_related("reply_to")
+        .prefetch_related("reactions")
+        .order_by("-seq")[:STATUS_WINDOW]
+    )
+    if not items:
+        return ""
+    return _statuses(mine.conversation, queries.participants_of(mine.conversation_id), items[::-1])
+
+
 def receipt(reader: Participant, kind: str, before: int, after: int) -> None:
     """`reader`'s `kind` marker (read, delivered) moved from `before` to `after`: the senders of the messages in
     between see their new status; the reader's own screens, their unread count."""

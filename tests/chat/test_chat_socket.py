@@ -269,6 +269,21 @@ def test_delivery_markers_show_as_delivered(alice, bob, direct):
     run(scenario)
 
 
+def test_a_status_that_moved_while_the_page_loaded_is_sent_when_the_tab_opens_the_conversation(alice, bob, direct):
+    # Alice's page showed "first" as Sent; Bob's device got it before her new page's socket was listening (the
+    # receipt went to no socket of hers). Opening the conversation brings the status as it is now.
+    actions.mark_delivered(bob, direct, 1)
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        socket = await open_conversation(cookie, direct, 1)
+        frames = await frames_until(socket, f'id="status-{direct}-1"')
+        assert ">Delivered<" in frames[-1]
+        await socket.disconnect()
+
+    run(scenario)
+
+
 def test_a_too_long_message_gets_a_precise_error_and_the_socket_keeps_serving(alice, bob, direct):
     cookie = session_cookie(alice)
     client_id = str(uuid.uuid4())
