@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -151,6 +152,12 @@ CLOSE_ACCOUNT_CLOSED = 4403
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    """The group of the sockets opened by one signed-in session, so that signing that session out closes them
+    (named by a hash of its key, which is a credential and so stays out of the layer's names)."""
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def publish(events: Iterable[tuple[int | None, Event]]) -> None:

@@ -9,4 +9,5 @@ urlpatterns = [
     path("profile/avatar/remove/", views.remove_avatar, name="avatar_remove"),
     path("avatar/<str:username>/", views.avatar, name="avatar"),
     path("delete/", views.delete_account, name="account_delete"),
+    path("sessions/<int:session_id>/sign-out/", views.sign_out_session, name="usersession_sign_out"),
 ]

@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts import actions
+from accounts import actions, mfa
 from accounts.errors import InvalidAvatar, InvalidProfile
 from accounts.forms import AvatarForm, DeleteAccountForm, PrivacyForm, ProfileForm
 from accounts.lookups import is_blocked
@@ -49,6 +49,7 @@ def _profile_page(
         "form": profile_form,
         "avatar_form": avatar_form,
         "privacy_form": privacy_form or _privacy_form(request.user),
+        "two_factor": mfa.two_factor_status(request.user),
     }
     return render(request, template, context, status=status)
 
@@ -158,3 +159,14 @@ def delete_account(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Your account and everything in it were deleted.")
         return redirect("home")
     return render(request, "accounts/delete.html", {"form": form})
+
+
+@login_required
+@require_POST
+def sign_out_session(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Sign out one of the person's other signed-in sessions (from the sessions page, a plain form)."""
+    if mfa.end_session(request, session_id):
+        messages.success(request, "That session is signed out.")
+    else:
+        messages.error(request, "That session is already signed out.")
+    return redirect("usersessions_list")

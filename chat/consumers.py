@@ -37,6 +37,7 @@ from accounts.events import (
     UserGroupSocket,
     claim_socket,
     release_socket,
+    session_group,
     user_group,
 )
 from accounts.models import User
@@ -142,6 +143,11 @@ class UserSocket(UserGroupSocket):
         self.held_until = 0.0
         # Subscribe first, then read state: an event between the two only causes one extra re-render.
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+        # And the group of the signed-in session it came with: signing that session out closes it (accounts.mfa).
+        key = getattr(self.scope.get("session"), "session_key", None)
+        self.session_group = session_group(key) if key else None
+        if self.session_group:
+            await self.channel_layer.group_add(self.session_group, self.channel_name)
         await self.accept()
         await database_sync_to_async(actions.open_session)(user, self.resource)
         if not self.presence_only:
@@ -161,6 +167,8 @@ class UserSocket(UserGroupSocket):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.channel_layer.group_discard(user_group(self.user_id), self.channel_name)
+        if getattr(self, "session_group", None):
+            await self.channel_layer.group_discard(self.session_group, self.channel_name)
         if code in LEAVING_CODES:
             # The page went (a link, a reload) or the network dropped: the next page's socket is usually a moment
             # away. Keeping the session a little longer means contacts (and remote servers, which would be sent

@@ -91,6 +91,8 @@ INSTALLED_APPS = [
     "ninja",  # its static Swagger UI assets, served from our own origin (the CDN template breaks our CSP)
     "allauth",
     "allauth.account",
+    "allauth.mfa",  # two-factor sign-in: an authenticator app (TOTP) and recovery codes
+    "allauth.usersessions",  # the list of a person's signed-in sessions, each of which they can end
     "accounts",
     "chat",
     "federation",
@@ -110,6 +112,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.mfa.SessionActivityMiddleware",
+    "accounts.mfa.StaffTwoFactorMiddleware",
 ]
 
 ROOT_URLCONF = "imweb.urls"
@@ -262,6 +266,18 @@ ACCOUNT_RATE_LIMITS = {
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "home"
+# Two-factor sign-in, optional per person: an authenticator app and single-use recovery codes. The code asked for
+# after the password counts against login_failed above (per account), so guessing it is as limited as a password.
+# An address must be verified first (allauth's rule), so that nobody locks its owner out of an account they signed
+# up under it. API tokens are still issued for a password (chat.api.endpoints).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# When on, staff without an authenticator app are sent to set one up when they sign in and cannot open the
+# dashboard or Django's admin until they have (accounts.mfa).
+IMWEB_REQUIRE_STAFF_2FA = env_bool("IMWEB_REQUIRE_STAFF_2FA", False)
+# Signed-in sessions keep their last address and time seen (written at most once a minute per session, by
+# accounts.mfa.SessionActivityMiddleware rather than allauth's own middleware, which writes on every request).
+USERSESSIONS_TRACK_ACTIVITY = True
+USERSESSIONS_ADAPTER = "accounts.mfa.UserSessionsAdapter"
 
 # --- Contacts and presence ----------------------------------------------------------------------------
 # After a declined contact request, the asker may ask again only after this long.
@@ -355,6 +371,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The service's name in the emails it sends ("Hello from imweb!"), rather than the host:port a request came to.
 IMWEB_SITE_NAME = os.environ.get("IMWEB_SITE_NAME", "").strip() or "imweb"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{IMWEB_SITE_NAME}] "
+MFA_TOTP_ISSUER = IMWEB_SITE_NAME  # what authenticator apps show next to the account
 # A recipient who has not read a message this long gets one email about it (and whatever else is unread by
 # then); 0 turns these emails off. Links in emails start with IMWEB_SITE_URL (sent by the worker, which has no
 # request to take the address from).

@@ -1,7 +1,8 @@
 """Who may use the dashboard: staff only, and for each kind of action its permission (superusers have all).
 
 Every dashboard view is wrapped in `staff_view`: anonymous people are sent to sign in, signed-in people who are
-not staff (or staff without the view's permission) get 403, and nobody learns more than that.
+not staff (or staff without the view's permission) get 403, and nobody learns more than that. With
+IMWEB_REQUIRE_STAFF_2FA on, staff without an authenticator app are sent to set one up first (accounts.mfa).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+
+from accounts.mfa import setup_redirect, staff_needs_two_factor
 
 VIEW = "dashboard.view_dashboard"
 MODERATE = "dashboard.moderate"
@@ -36,6 +39,8 @@ def staff_view(permission: str = VIEW) -> Callable[[View], View]:
                 return redirect_to_login(request.get_full_path())
             if not allowed(request.user, permission):
                 raise PermissionDenied("This page is for the service's operators.")
+            if staff_needs_two_factor(request.user):
+                return setup_redirect(request)
             return view(request, *args, **kwargs)
 
         checked.dashboard_permission = permission  # type: ignore[attr-defined]  (read by the access tests)

@@ -1,11 +1,14 @@
 """Security events written to the audit log as they happen elsewhere: sign-ins (with the address, for a
-person's "recent sign-ins"), sign-in failures past the limit, API token revocations, and changes made through
-Django's admin (which keeps its own history too, editable there; ours is not)."""
+person's "recent sign-ins"), sign-in failures past the limit, two-factor sign-in turned on or off and new recovery
+codes, sessions a person signed out, API token revocations, and changes made through Django's admin (which keeps
+its own history too, editable there; ours is not)."""
 
 from __future__ import annotations
 
 import logging
 
+from allauth.mfa.models import Authenticator
+from allauth.mfa.signals import authenticator_added, authenticator_removed, authenticator_reset
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.signals import user_logged_in, user_login_failed
@@ -15,6 +18,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from accounts.events import account_closed, notify_users
+from accounts.mfa import mark_setup_pending, sessions_ended
 from accounts.models import ApiToken, User
 from imweb.dashboard.audit import record
 
@@ -37,6 +41,7 @@ def _failures_limit() -> int:
 @receiver(user_logged_in)
 def signed_in(sender: object, request: HttpRequest | None, user: User, **kwargs: object) -> None:
     record("login.success", actor=user, target=user.jid, request=request)
+    mark_setup_pending(request, user)
 
 
 @receiver(user_login_failed)
@@ -59,6 +64,51 @@ def sign_in_failed(sender: object, credentials: dict, request: HttpRequest | Non
             request=request,
             actor=None,
         )
+
+
+@receiver(authenticator_added)
+def two_factor_enabled(
+    sender: object, request: HttpRequest | None, user: User, authenticator: Authenticator, **kwargs: object
+) -> None:
+    # Recovery codes are made along with the authenticator app: one entry for both.
+    if authenticator.type == Authenticator.Type.TOTP:
+        record("mfa.enabled", actor=user, target=user.jid, details="Authenticator app set up.", request=request)
+
+
+@receiver(authenticator_removed)
+def two_factor_disabled(
+    sender: object, request: HttpRequest | None, user: User, authenticator: Authenticator, **kwargs: object
+) -> None:
+    if authenticator.type == Authenticator.Type.TOTP:
+        record("mfa.disabled", actor=user, target=user.jid, details="Authenticator app removed.", request=request)
+
+
+@receiver(authenticator_reset)
+def recovery_codes_regenerated(
+    sender: object, request: HttpRequest | None, user: User, authenticator: Authenticator, **kwargs: object
+) -> None:
+    if authenticator.type == Authenticator.Type.RECOVERY_CODES:
+        record(
+            "mfa.recovery_codes_regenerated",
+            actor=user,
+            target=user.jid,
+            details="New recovery codes; the old ones no longer work.",
+            request=request,
+        )
+
+
+@receiver(sessions_ended)
+def sessions_signed_out(
+    sender: object, request: HttpRequest | None, user: User, sessions: list, **kwargs: object
+) -> None:
+    where = ", ".join(f"{session.ip} ({session.user_agent[:200] or 'unknown browser'})" for session in sessions)
+    record(
+        "session.signed_out",
+        actor=user,
+        target=user.jid,
+        details=f"Signed out {len(sessions)} session(s): {where}."[:2000],
+        request=request,
+    )
 
 
 @receiver(post_delete, sender=ApiToken)

@@ -6,16 +6,19 @@ import asyncio
 import json
 
 import pytest
+from allauth.usersessions.models import UserSession
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 
 from accounts import actions
 from accounts.events import user_group
 from chat import consumers
 from imweb.asgi import application
+from tests.accounts.test_two_factor import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -178,6 +181,37 @@ def test_moving_to_another_page_shows_no_offline_blink_and_leaving_still_goes_of
         await next_page.disconnect(code=1001, timeout=grace + RECEIVE_TIMEOUT)
         await receive_show(alice_socket, bob.jid, "offline")
         await alice_socket.disconnect()
+
+    run(scenario)
+
+
+def test_signing_one_session_out_closes_its_open_tabs_and_only_those(alice):
+    # Two browsers signed in; from the laptop, the office browser is signed out (Profile → Signed-in sessions).
+    # The office tab still open says it was signed out (4401, not retried); the laptop's tab stays.
+    laptop, office = Client(), Client()
+    for client in (laptop, office):
+        assert sign_in(client).status_code == 302
+    cookie = {
+        name: f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+        for name, client in (("laptop", laptop), ("office", office))
+    }
+    office_key = office.cookies[settings.SESSION_COOKIE_NAME].value
+    office_session = UserSession.objects.get(session_key=office_key)
+
+    async def scenario():
+        laptop_tab, office_tab = await open_socket(cookie["laptop"]), await open_socket(cookie["office"])
+        answer = await database_sync_to_async(laptop.post)(reverse("usersession_sign_out", args=[office_session.pk]))
+        assert answer.status_code == 302
+
+        async def closing() -> dict:
+            while (output := await office_tab.receive_output(timeout=RECEIVE_TIMEOUT))["type"] != "websocket.close":
+                pass  # pushes that were already on their way (its own presence, say)
+            return output
+
+        assert await asyncio.wait_for(closing(), RECEIVE_TIMEOUT) == {"type": "websocket.close", "code": 4401}
+        await laptop_tab.send_to(text_data=json.dumps({"type": "sync"}))
+        assert 'id="roster"' in await receive_until(laptop_tab, 'id="roster"')
+        await laptop_tab.disconnect()
 
     run(scenario)
 
