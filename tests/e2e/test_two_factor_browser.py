@@ -4,33 +4,15 @@ signed-in sessions page signing another browser out, in a real Chromium."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from playwright.sync_api import Page, expect
 
+from tests.accounts.test_two_factor import code_for
 from tests.e2e.conftest import PASSWORD, new_page, sign_up
-from tests.servers import wait_for
+from tests.e2e.test_accounts_browser import confirmation_link
 
 pytestmark = pytest.mark.e2e
-
-
-def code_for(secret: str) -> str:
-    """What an authenticator app shows now for `secret`."""
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
-
-
-def confirmation_link(service, address: str) -> str:
-    def find() -> str | None:
-        for mail in service.emails():
-            if f"To: {address}" in mail:
-                match = re.search(r"https?://\S+/accounts/confirm-email/\S+", mail)
-                if match:
-                    return match.group(0)
-        return None
-
-    return wait_for(find, 15, f"a confirmation email to {address}")  # type: ignore[return-value]
 
 
 def sign_in_with_password(page: Page, service, username: str) -> None:
