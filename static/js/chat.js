@@ -566,6 +566,7 @@
     queue(clientId, frame, text);
     clearComposerError();
     input.value = "";
+    saveDraft();
     setReply(null);
     updateCounter();
     stopTyping();
@@ -660,6 +661,65 @@
 
   restorePending();
 
+  // -- Drafts ---------------------------------------------------------------------------------------------
+  // What is written in the composer and not sent yet outlives the page (a reload, a visit to another
+  // conversation, the page a first message opens while the next one is being typed): kept per conversation in
+  // this browser's localStorage, put back when that conversation's page shows again, dropped once sent, and
+  // all of them dropped on signing out (static/js/imweb.js).
+  var DRAFT_PREFIX = "imweb.draft.";
+  var draftTimer = null;
+
+  function draftKey() {
+    var conversation = leavingTo || openId;
+    return DRAFT_PREFIX + (conversation ? "c" + conversation : "to:" + (composer ? composer.getAttribute("data-to") : ""));
+  }
+
+  var signingOut = false; // static/js/imweb.js drops every draft then: none is written again on the way out
+
+  document.addEventListener("submit", function (event) {
+    if (/\/accounts\/logout\/?$/.test((event.target.getAttribute && event.target.getAttribute("action")) || "")) {
+      signingOut = true;
+      window.clearTimeout(draftTimer);
+    }
+  });
+
+  function saveDraft() {
+    window.clearTimeout(draftTimer);
+    draftTimer = null;
+    if (!input || signingOut) {
+      return;
+    }
+    try {
+      if (leavingTo && !openId) {
+        window.localStorage.removeItem(DRAFT_PREFIX + "to:" + composer.getAttribute("data-to"));
+      }
+      if (input.value.trim()) {
+        window.localStorage.setItem(draftKey(), input.value);
+      } else {
+        window.localStorage.removeItem(draftKey());
+      }
+    } catch (error) {
+      // No storage (private mode, a full quota): the draft lives as long as the page, as it always did.
+    }
+  }
+
+  function restoreDraft() {
+    if (!input || input.value) {
+      return;
+    }
+    try {
+      var draft = window.localStorage.getItem(draftKey());
+      if (draft) {
+        input.value = draft;
+        updateCounter();
+      }
+    } catch (error) {
+      // As above: nothing kept, nothing to put back.
+    }
+  }
+
+  window.addEventListener("pagehide", saveDraft);
+
   if (composer && input) {
     composer.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -675,7 +735,10 @@
       updateCounter();
       composerEdited();
       typed();
+      window.clearTimeout(draftTimer);
+      draftTimer = window.setTimeout(saveDraft, 400);
     });
+    restoreDraft();
   }
 
   document.addEventListener("click", function (event) {

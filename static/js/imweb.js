@@ -15,6 +15,24 @@
     });
   }
 
+  // Signing out drops the drafts this browser kept for the person (static/js/chat.js): the next person to use
+  // it sees none of them.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.getAttribute || !/\/accounts\/logout\/?$/.test(form.getAttribute("action") || "")) {
+      return;
+    }
+    try {
+      Object.keys(window.localStorage).forEach(function (key) {
+        if (key.indexOf("imweb.draft.") === 0) {
+          window.localStorage.removeItem(key);
+        }
+      });
+    } catch (error) {
+      // No storage: nothing was kept.
+    }
+  });
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-dismiss]") : null;
     if (!button) {

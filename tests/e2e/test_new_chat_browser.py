@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import new_page, sign_up
+from tests.e2e.conftest import PASSWORD, new_page, sign_up
 from tests.e2e.test_chat_browser import befriend, chatting, message, say
 
 pytestmark = pytest.mark.e2e
@@ -91,3 +91,47 @@ def test_new_room_sits_beside_new_chat_and_new_chat_works_without_javascript(ser
     page.get_by_role("button", name="Chat", exact=True).click()
     expect(page.locator("#pane-title")).to_have_text(f"sol@{DOMAIN}")
     plain.close()
+
+
+def test_a_draft_outlives_the_page_until_it_is_sent_and_signing_out_drops_it(service, browser):
+    uma, uma_console = new_page(browser)
+    sign_up(uma, service, "uma")
+    sign_up(new_page(browser)[0], service, "vic")
+    uma.goto(service.url + f"/chat/new?to=vic@{DOMAIN}")
+    composer = uma.locator("#composer-body")
+
+    # Typed while the first message opens the conversation's own page: the words are there on that page.
+    say(uma, "hello vic")
+    composer.fill("half a thought")
+    expect(uma).to_have_url(re.compile(r"/c/\d+/$"))
+    expect(message(uma, "hello vic")).to_be_visible()
+    expect(composer).to_have_value("half a thought")
+
+    # A reload, and a visit elsewhere and back, keep it; sending it drops it.
+    uma.reload()
+    expect(composer).to_have_value("half a thought")
+    conversation = uma.url
+    uma.goto(service.url + "/accounts/profile/")
+    uma.goto(conversation)
+    expect(composer).to_have_value("half a thought")
+    composer.press("Enter")
+    expect(message(uma, "half a thought")).to_be_visible()
+    uma.reload()
+    expect(message(uma, "half a thought")).to_be_visible()
+    expect(composer).to_have_value("")
+
+    # Signing out forgets what this browser kept: the next person at it sees none of it.
+    composer.fill("not for the next person")
+    uma.reload()
+    expect(composer).to_have_value("not for the next person")
+    uma.locator(".topbar__links .topbar__signout button").click()
+    expect(uma.get_by_role("link", name=re.compile("log in", re.I)).first).to_be_visible()
+    uma.goto(service.url + "/accounts/login/")
+    uma.fill("#id_login", "uma")
+    uma.fill("#id_password", PASSWORD)
+    uma.get_by_role("button", name=re.compile("sign in|log in", re.I)).click()
+    expect(uma.locator("body")).to_contain_text(f"uma@{DOMAIN}")
+    uma.goto(conversation)
+    expect(message(uma, "half a thought")).to_be_visible()
+    expect(composer).to_have_value("")
+    assert uma_console.errors == []
