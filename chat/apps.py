@@ -27,5 +27,9 @@ class ChatConfig(AppConfig):
 
         # A migration that rebuilds chat_message on SQLite drops the search triggers: put them back (chat.search).
         post_migrate.connect(_ensure_search_index, sender=self, dispatch_uid="chat.search.ensure_index")
+        # An attachment's files leave storage with its row (chat.signals).
+        from chat import signals as chat_signals
+
+        chat_signals.connect()
         # When a remote copy of a message moves (handed over, delivered, failed), its sender's screens show it.
         outbox.watch_hops(delivery.hops_changed)

@@ -246,7 +246,8 @@ class UserSocket(UserGroupSocket):
         elif self._held_back(client_id):
             result = SlowDown(max(1, math.ceil(self.held_until - ratelimit.clock())))
         else:
-            request = SendRequest(user, to, frame.get("body"), client_id, frame.get("reply_to"))
+            files = frame.get("attachments") or ()
+            request = SendRequest(user, to, frame.get("body"), client_id, frame.get("reply_to"), files)
             try:
                 result = await batching.send(request)
             except Exception:  # a fault of ours: the tab keeps the message and retries it (same client id)

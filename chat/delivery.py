@@ -168,7 +168,7 @@ def message_changed(conversation_id: int, seq: int, change: str) -> None:
     message = (
         Message.objects.filter(conversation_id=conversation_id, seq=seq)
         .select_related("conversation", "sender", "reply_to")
-        .prefetch_related("reactions")
+        .prefetch_related("reactions", "attachments")
         .first()
     )
     if message is None:

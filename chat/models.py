@@ -6,7 +6,11 @@ local users (their `user`/`sender` is null); only delivery differs. Rows change 
 
 from __future__ import annotations
 
+import secrets
+from urllib.parse import urlsplit
+
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
 
@@ -156,6 +160,16 @@ class Message(models.Model):
     def is_event(self) -> bool:
         return self.kind == self.Kind.EVENT
 
+    @property
+    def files(self) -> list[Attachment]:
+        """Its attachments in the order they were uploaded, from what was prefetched with it when it was (the
+        pages and the delivery step prefetch them: chat.queries); none once deleted."""
+        if self.is_deleted or self.is_event:
+            return []
+        prefetched = getattr(self, "_prefetched_objects_cache", {}).get("attachments")
+        rows = prefetched if prefetched is not None else self.attachments.all()
+        return sorted(rows, key=lambda f: f.pk or 0)
+
 
 class Reaction(models.Model):
     """One person's emoji (or short :name:) on a message; a person may use several emoji on one message."""
@@ -185,3 +199,96 @@ class MissedEmailCheck(models.Model):
 
     def __str__(self) -> str:
         return f"missed-message check for {self.user_id} at {self.due_at}"
+
+
+def attachment_token() -> str:
+    """The unguessable name of an attachment in every URL (no sequential ids leave the server)."""
+    return secrets.token_urlsafe(24)
+
+
+def attachments_storage() -> Storage:
+    """Where attachment files live: Django's storage named "attachments" (imweb.settings: the local file system
+    under IMWEB_VAR_DIR by default, an S3-compatible store when configured)."""
+    return storages["attachments"]
+
+
+def attachment_path(instance: Attachment, filename: str) -> str:
+    # The stored name never comes from the uploader: the token (and the original name is a field).
+    return f"files/{instance.token[:2]}/{instance.token}"
+
+
+def thumbnail_path(instance: Attachment, filename: str) -> str:
+    return f"thumbs/{instance.token[:2]}/{instance.token}.webp"
+
+
+class Attachment(models.Model):
+    """A file shared in a conversation: uploaded by a local person (then attached to the message they send), or
+    shared from another server by link (XEP-0066; `remote_url` set, `file` empty until someone opens it).
+
+    Until its message is sent (`message` null) only the uploader can see it; after that, the participants of the
+    message's conversation. It goes with its message (a deletion removes the file) and with its uploader's
+    account; the files in storage go with the row (chat.signals)."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"  # a raster image checked by Pillow: shown as a thumbnail
+        FILE = "file", "File"  # anything else allowed: a card with name, type and size
+
+    token = models.CharField(max_length=64, unique=True, default=attachment_token)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FILE)
+    name = models.CharField(max_length=255)  # as the uploader named it, shown and offered for download
+    content_type = models.CharField(max_length=100)  # found from the content, never from the name
+    size = models.PositiveBigIntegerField(default=0)  # bytes; 0 for a remote file not fetched yet
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(storage=attachments_storage, upload_to=attachment_path, max_length=255, blank=True)
+    thumbnail = models.FileField(storage=attachments_storage, upload_to=thumbnail_path, max_length=255, blank=True)
+    remote_url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token[:6]}…)"
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == self.Kind.IMAGE
+
+    @property
+    def is_remote(self) -> bool:
+        return bool(self.remote_url)
+
+    @property
+    def url(self) -> str:
+        """Where participants open it (chat.files.file_url)."""
+        from chat.files import file_url  # chat.files builds on these models
+
+        return file_url(self)
+
+    @property
+    def thumbnail_url(self) -> str:
+        return f"/files/{self.token}/thumb" if self.thumbnail else ""
+
+    @property
+    def size_label(self) -> str:
+        from chat.files import size_label
+
+        return size_label(self.size) if self.size else ""
+
+    @property
+    def type_label(self) -> str:
+        """What kind of file it is, for a person ("PDF document", "JPEG image"); a remote file: by its name."""
+        from chat.files import type_label
+
+        label = type_label(self.content_type) if self.content_type else "File"
+        extension = self.name.rpartition(".")[2] if "." in self.name else ""
+        if label == "File" and extension and len(extension) <= 5:
+            return f"{extension.upper()} file"
+        return label
+
+    @property
+    def host(self) -> str:
+        """The server a remote file is on (shown on its card)."""
+        return urlsplit(self.remote_url).hostname or "" if self.remote_url else ""

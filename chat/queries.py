@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import RosterItem, Subscription, User
 from chat.access import membership, parse_seq
 from chat.errors import InvalidArgument
-from chat.models import Conversation, Message, Participant, Reaction
+from chat.models import Attachment, Conversation, Message, Participant, Reaction
 from federation import outbox
 
 MAX_PAGE = 500
@@ -38,7 +38,9 @@ def _page_size(limit: object) -> int:
 def _messages(conversation_id: int) -> QuerySet[Message]:
     # Replies show what they answer and messages show their reactions: both loaded per page, not per message.
     return (
-        Message.objects.filter(conversation_id=conversation_id).select_related("reply_to").prefetch_related("reactions")
+        Message.objects.filter(conversation_id=conversation_id)
+        .select_related("reply_to")
+        .prefetch_related("reactions", "attachments")
     )
 
 
@@ -75,8 +77,23 @@ def messages_before(
 
 
 def without_reactions(message: Message) -> None:
-    """A message just stored has no reactions: say so, so `decorate` reads none."""
-    message._prefetched_objects_cache = {"reactions": Reaction.objects.none()}
+    """A message just stored has no reactions (and no files unless `with_files` said so): say so, so `decorate`
+    reads none."""
+    cache = getattr(message, "_prefetched_objects_cache", {})
+    attachments = cache.get("attachments")
+    message._prefetched_objects_cache = {
+        "reactions": Reaction.objects.none(),
+        "attachments": attachments if attachments is not None else Attachment.objects.none(),
+    }
+
+
+def with_files(message: Message, files: list[Attachment]) -> None:
+    """A message just stored with these files: it shows them (`Message.files`) without reading them back. Kept
+    as Django keeps a prefetched relation (a queryset holding its rows), so `message.attachments.all()` works
+    too."""
+    rows = Attachment.objects.filter(message=message)
+    rows._result_cache, rows._prefetch_done = list(files), True
+    message._prefetched_objects_cache = {**getattr(message, "_prefetched_objects_cache", {}), "attachments": rows}
 
 
 def reactions_of(message: Message) -> Iterable[Reaction]:

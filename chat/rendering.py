@@ -126,12 +126,18 @@ def _visible_text(tokens: list[Token]) -> list[str]:
     return parts
 
 
+# What stands for a message of files only (its body is empty) in a list, a quote, a notification or an email.
+FILES_ONLY_PREVIEW = "📎 Attachment"
+
+
 @lru_cache(maxsize=CACHED_BODIES)
 def preview_text(text: str, limit: int = 80) -> str:
     """One line of plain text for a conversation list: markdown markers gone, whitespace collapsed, cut at
     `limit` characters with an ellipsis. Not HTML: templates escape it like any other string."""
     if limit < 1:
         raise ValueError("limit must be 1 or more")
+    if not text:
+        return FILES_ONLY_PREVIEW[:limit]  # only a message of files has no words
     if _untouched(text):
         visible = text
     else:

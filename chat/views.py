@@ -26,7 +26,7 @@ from accounts.contacts_views import contacts_context, typed_address
 from accounts.errors import AccountError, NoSuchUser
 from accounts.jid import parse_bare_jid
 from accounts.models import RosterItem, User
-from chat import actions, fragments, queries
+from chat import actions, files, fragments, queries
 from chat.access import membership
 from chat.actions.common import message_max_chars
 from chat.actions.conversations import conversation_opened, set_marked_unread, set_muted, set_pinned
@@ -54,6 +54,7 @@ def pane_context(user: User, mine: Participant, items: list[Message], *, mode: s
         "at_newest": not items or items[-1].seq >= mine.conversation.last_seq,
         "mode": mode,
         "max_chars": message_max_chars(),
+        "file_limits": files.limits_for(user),
     }
 
 
@@ -208,7 +209,12 @@ def new_chat(request: HttpRequest) -> HttpResponse:
         return response
     if existing is not None:
         return redirect("conversation", conversation_id=existing)
-    context = {**_home_context(request.user), "new_to": jid, "max_chars": message_max_chars()}
+    context = {
+        **_home_context(request.user),
+        "new_to": jid,
+        "max_chars": message_max_chars(),
+        "file_limits": files.limits_for(request.user),
+    }
     return render(request, "home.html", context)
 
 

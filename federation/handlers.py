@@ -35,9 +35,10 @@ from accounts.events import notify_users
 from accounts.jid import BareJid
 from accounts.models import RosterItem, Subscription, User
 from chat import actions as chat_actions
+from chat.actions.messages import RemoteLink
 from chat.actions.typing import receive_chat_state
 from chat.errors import InvalidMessage
-from federation import outbox, policy, ratelimit, stanzas
+from federation import oob, outbox, policy, ratelimit, stanzas
 from federation.bounce import error_reply
 from federation.models import RemotePresence
 
@@ -149,8 +150,9 @@ def _message(sender: BareJid, recipient: User, stanza_type: str, stanza: etree._
     if receipt_for is not None:
         outbox.mark_delivered(str(sender), receipt_for)
     body = stanzas.body(stanza)
-    if body is not None and body.strip():
-        _store_message(sender, recipient, body, stanza)
+    links = oob.links_of(stanza, body)
+    if links or (body is not None and body.strip()):
+        _store_message(sender, recipient, body or "", stanza, links)
     elif body is not None and receipt_for is None and stanzas.chat_state_of(stanza) is None:
         raise Refused("not-acceptable", "A message cannot be empty.", "modify")
     elif body is None:
@@ -159,11 +161,20 @@ def _message(sender: BareJid, recipient: User, stanza_type: str, stanza: etree._
             _chat_state(sender, recipient, state)
 
 
-def _store_message(sender: BareJid, recipient: User, body: str, stanza: etree._Element) -> None:
+def _store_message(
+    sender: BareJid, recipient: User, body: str, stanza: etree._Element, links: list[oob.OobLink]
+) -> None:
+    """Store a remote message; files it shares by link (XEP-0066, or a body that is an upload's URL) become
+    attachments, and a line of the body that is only one of their URLs is not shown twice."""
     client_id = stanzas.remote_client_id(sender, stanza)
     receipt_id = stanza.get("id") if stanzas.wants_receipt(stanza) else None
+    shared = [RemoteLink(link.url, link.name) for link in links]
+    if links:
+        body = oob.text_without_links(body, links)
     try:
-        chat_actions.receive_remote_message(str(sender), recipient, body, client_id, receipt_id=receipt_id)
+        chat_actions.receive_remote_message(
+            str(sender), recipient, body, client_id, receipt_id=receipt_id, links=shared
+        )
     except NoSuchUser:
         raise Refused("service-unavailable") from None
     except InvalidMessage as err:

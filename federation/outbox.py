@@ -15,7 +15,7 @@ to hear when one moves).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
@@ -121,12 +121,14 @@ def address_blocked(jid: str) -> bool:
 # --- What accounts and chat send, in their words ------------------------------------------------------------
 
 
-def deliver_message(message: models.Model, recipients: Iterable[str]) -> None:
+def deliver_message(message: models.Model, recipients: Iterable[str], files: Sequence[tuple[str, str]] = ()) -> None:
     """Queue a stored chat message for each of these remote bare JIDs, linked to it (its sender sees the hop).
     Our stanza id and XEP-0359 origin-id are the message's client_id: the peer de-duplicates a re-delivery by
-    it, and its receipt (XEP-0184) quotes it back."""
+    it, and its receipt (XEP-0184) quotes it back. `files`: (url, name) of each attached file, as the
+    recipient's client may open it (chat.files_public.shared_files: signed links that need no session), sent
+    as XEP-0066 out-of-band links."""
     for jid in recipients:
-        stanza = stanzas.chat_message(message.sender_jid, jid, message.body, str(message.client_id))
+        stanza = stanzas.chat_message(message.sender_jid, jid, message.body, str(message.client_id), files)
         enqueue(stanza, message=message, recipient=jid)
 
 

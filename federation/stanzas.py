@@ -9,6 +9,7 @@ parser (jabber:server) and, for tests and tools, jabber:client.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -16,6 +17,7 @@ from lxml import etree
 from accounts.errors import InvalidJid
 from accounts.jid import BareJid, parse_bare_jid
 from federation.bounce import STANZAS_NS
+from federation.oob import OOB_NS
 from federation.xmlstream import SERVER_NS
 
 CLIENT_NS = "jabber:client"
@@ -61,11 +63,22 @@ def _text_child(parent: etree._Element, name: str, text: str) -> None:
 # --- builders: what we send ---------------------------------------------------------------------------------
 
 
-def chat_message(from_jid: str, to_jid: str, body: str, message_id: str) -> etree._Element:
+def chat_message(
+    from_jid: str, to_jid: str, body: str, message_id: str, files: Sequence[tuple[str, str]] = ()
+) -> etree._Element:
     """A 1:1 chat message (RFC 6121 §5) as we send it: the body, our id as XEP-0359 origin-id too (so the peer
-    can de-duplicate a re-delivery), a XEP-0184 receipt request, and the XEP-0085 `active` state."""
+    can de-duplicate a re-delivery), a XEP-0184 receipt request, and the XEP-0085 `active` state.
+
+    `files` are (url, name) of the attached files: one XEP-0066 `<x xmlns='jabber:x:oob'>` each, and the URLs in
+    the body too, for clients that only show bodies. One file and no text: the body is the URL alone, which is
+    what Conversations, Dino and Gajim show inline as the file; otherwise the text, then each URL on a line."""
     stanza = _element("message", from_jid=from_jid, to_jid=to_jid, type="chat", id=message_id)
-    _text_child(stanza, "body", body)
+    urls = [url for url, _name in files]
+    _text_child(stanza, "body", "\n".join([body, *urls]) if body.strip() else "\n".join(urls))
+    for url, name in files:
+        oob = _payload(stanza, OOB_NS, "x")
+        etree.SubElement(oob, f"{{{OOB_NS}}}url").text = url
+        etree.SubElement(oob, f"{{{OOB_NS}}}desc").text = name
     _payload(stanza, SID_NS, "origin-id", id=message_id)
     _payload(stanza, RECEIPTS_NS, "request")
     _payload(stanza, CHATSTATES_NS, "active")

@@ -401,6 +401,48 @@ AVATAR_MAX_BYTES = env_int("IMWEB_AVATAR_MAX_BYTES", 2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# --- Attachments ----------------------------------------------------------------------------------------------
+# Files people share (chat.models.Attachment) go through the storage named "attachments": the local file system
+# under IMWEB_VAR_DIR/files by default.
+IMWEB_FILES_DIR = Path(os.environ.get("IMWEB_FILES_DIR") or VAR_DIR / "files").resolve()
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(IMWEB_FILES_DIR), "base_url": None},
+    },
+}
+# The largest file a person may share, and how much all of their files may take together.
+IMWEB_MAX_FILE_BYTES = env_int("IMWEB_MAX_FILE_BYTES", 25 * 1024 * 1024)
+IMWEB_FILE_QUOTA_BYTES = env_int("IMWEB_FILE_QUOTA_BYTES", 1024 * 1024 * 1024)
+# A file sent to someone on another server goes as a signed link that opens without a session this many days.
+IMWEB_SHARED_LINK_DAYS = env_int("IMWEB_SHARED_LINK_DAYS", 7)
+# Files shared by link from other servers are fetched only from public addresses; these CIDRs (comma-separated)
+# are let through as well: for tests and private deployments.
+IMWEB_FETCH_ALLOW_NETWORKS = os.environ.get("IMWEB_FETCH_ALLOW_NETWORKS", "")
+# Uploads one person may make (chat.files): a few dozen pictures at once, not a flood.
+IMWEB_UPLOAD_RATE_LIMITS = env_limits("IMWEB_UPLOAD_RATE_LIMITS", "30/60,300/3600")
+# Scaled mode: an S3-compatible object store (django-storages) holds the files instead, when a bucket is named.
+# The credentials may also come from the usual AWS sources (environment, instance role) when left unset.
+IMWEB_S3_BUCKET = os.environ.get("IMWEB_S3_BUCKET", "")
+if IMWEB_S3_BUCKET:
+    STORAGES["attachments"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": IMWEB_S3_BUCKET,
+            "endpoint_url": os.environ.get("IMWEB_S3_ENDPOINT_URL") or None,
+            "access_key": os.environ.get("IMWEB_S3_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("IMWEB_S3_SECRET_ACCESS_KEY") or None,
+            "region_name": os.environ.get("IMWEB_S3_REGION") or None,
+            "default_acl": None,  # the bucket stays private: files are only ever served through imweb
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+# Uploads never sent are removed after a day; the same sweep makes thumbnails whose task was lost.
+CELERY_BEAT_SCHEDULE["sweep-unsent-files"] = {"task": "chat.tasks.sweep_unsent_files", "schedule": 600.0}
+
 # --- Security -------------------------------------------------------------------------------------------
 # IMWEB_HTTPS=1 when the site is served over TLS (directly or behind a proxy that sets X-Forwarded-Proto).
 IMWEB_HTTPS = env_bool("IMWEB_HTTPS", False)

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from chat import files_public
 from imweb import views
 from imweb.dashboard import prometheus
 
@@ -18,6 +19,8 @@ urlpatterns = [
     path("contacts/", include("accounts.contacts_urls")),
     path("api/v1/", include("chat.api.urls")),
     path("search", include("chat.search_urls")),
+    path("files/s/<str:signed>/<path:name>", files_public.shared_file, name="shared-file"),
+    path("files/", include("chat.files_urls")),
     path("", include("chat.urls")),
 ]
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from django.conf import settings
 
 from accounts.jid import BareJid
+from chat import files_public
 from chat.access import MAX_BIGINT, conversation_pk, membership, parse_seq
 from chat.errors import InvalidArgument, InvalidMessage, MessageTooLong, RemoteNotSupported
 from chat.models import Conversation, Message, Participant
@@ -33,12 +34,15 @@ def local_user_ids(participants: Iterable[Participant]) -> list[int]:
     return [p.user_id for p in participants if p.user_id is not None]
 
 
-def clean_body(body: object) -> str:
-    """A message body as stored: newlines normalised, trailing whitespace stripped, within the limit."""
+def clean_body(body: object, *, allow_empty: bool = False) -> str:
+    """A message body as stored: newlines normalised, trailing whitespace stripped, within the limit. Empty only
+    when `allow_empty` (a message that carries files)."""
+    if allow_empty and body is None:
+        body = ""
     if not isinstance(body, str):
         raise InvalidMessage("A message must be text.")
     text = body.replace("\r\n", "\n").replace("\r", "\n").rstrip()
-    if not text:
+    if not text and not allow_empty:
         raise InvalidMessage("A message cannot be empty.")
     limit = message_max_chars()
     if len(text) > limit:
@@ -77,4 +81,5 @@ def remote_delivery(message: Message, participants: list[Participant]) -> None:
         return
     remote = [p.jid for p in participants if p.user_id is None and p.jid != message.sender_jid]
     if remote:
-        outbox.deliver_message(message, remote)
+        # A file goes to another server as a link (XEP-0066) that opens without a session (chat.files_public).
+        outbox.deliver_message(message, remote, files_public.shared_files(message) if message.files else ())

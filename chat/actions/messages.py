@@ -58,13 +58,17 @@ from chat.actions.common import (
 )
 from chat.actions.missed_email import schedule_missed_message_email
 from chat.errors import ChatError, InvalidArgument, InvalidMessage, NoSuchMessage, NotAllowed, NotFound, SlowDown
-from chat.models import Conversation, Message, Participant, Reaction
+from chat.models import Attachment, Conversation, Message, Participant, Reaction
 from chat.queries import MAX_PAGE, messages_after, messages_before
 from federation import outbox
 
 __all__ = ["MAX_PAGE", "messages_after", "messages_before"]
 
 MAX_REACTIONS_PER_PERSON = 20
+# Files one message may carry (each uploaded on its own first: chat.files).
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+# File names that a link from another server shows as a picture (by name only: nothing is fetched until opened).
+_IMAGE_NAME = re.compile(r"\.(png|jpe?g|gif|webp)$", re.IGNORECASE)
 
 
 def direct_key(jid_a: str, jid_b: str) -> str:
@@ -84,6 +88,15 @@ class SendRequest:
     body: object
     client_id: uuid.UUID | str
     reply_to_seq: object = None
+    attachments: object = ()  # tokens of the sender's own uploads not sent yet (chat.files)
+
+
+@dataclass(frozen=True)
+class RemoteLink:
+    """A file that a message from another server shares by link (XEP-0066 out-of-band data)."""
+
+    url: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -108,10 +121,13 @@ class _Accepted:
     text: str
     client_id: uuid.UUID
     reply_seq: int | None
+    tokens: tuple[str, ...] = ()
+    links: tuple[RemoteLink, ...] = ()
     slots: ratelimit.Charge | None = None
     conversation: Conversation | None = field(default=None, repr=False)
     members: list[Participant] = field(default_factory=list, repr=False)
     reply_to: Message | None = field(default=None, repr=False)
+    files: list[Attachment] = field(default_factory=list, repr=False)
 
 
 def _client_uuid(client_id: uuid.UUID | str) -> uuid.UUID:
@@ -208,16 +224,18 @@ def send_message(
     body: str,
     client_id: uuid.UUID | str,
     reply_to_seq: int | None = None,
+    attachments: Sequence[str] = (),
 ) -> Message:
     """Store a message from `user` in a conversation (`to` = its id) or to a person (`to` = a bare JID).
 
     Raises InvalidMessage / MessageTooLong (body), InvalidJid (address), SlowDown (rate limit), NotFound (not
     a conversation of the user's), NoSuchUser (no such account, or one that blocks the user), ChatError (the
-    user blocks them, or it is their own address), NoSuchMessage (reply_to_seq). A bare JID on another server
-    starts (or continues) the direct conversation with them; their copy leaves through the outbox.
+    user blocks them, or it is their own address), NoSuchMessage (reply_to_seq), InvalidArgument (`attachments`:
+    the tokens of the user's own uploads not sent yet, chat.files; the body may then be empty). A bare JID on
+    another server starts (or continues) the direct conversation with them; their copy leaves through the outbox.
     See the module docstring for what is guaranteed.
     """
-    result = send_messages([SendRequest(user, to, body, client_id, reply_to_seq)])[0]
+    result = send_messages([SendRequest(user, to, body, client_id, reply_to_seq, tuple(attachments))])[0]
     if isinstance(result, Exception):
         raise result
     return result.message
@@ -274,10 +292,24 @@ def send_messages(requests: Sequence[SendRequest]) -> list[SendResult]:
 def _accept(index: int, request: SendRequest, client_id: uuid.UUID) -> _Accepted:
     """The checks that need no transaction (and no rate: a send refused here costs none)."""
     user = request.user
-    text = clean_body(request.body)
+    tokens = _tokens(request.attachments)
+    text = clean_body(request.body, allow_empty=bool(tokens))
     reply = request.reply_to_seq
     reply_seq = None if reply in (None, "") else parse_seq(reply, "reply_to_seq")
-    return _Accepted(index, user.jid, user, _target(user, request.to), text, client_id, reply_seq)
+    return _Accepted(index, user.jid, user, _target(user, request.to), text, client_id, reply_seq, tokens)
+
+
+def _tokens(value: object) -> tuple[str, ...]:
+    """The attachment tokens of a send: a list of distinct strings, at most MAX_ATTACHMENTS_PER_MESSAGE."""
+    if value in (None, "", ()):
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(token, str) and token for token in value):
+        raise InvalidArgument("attachments must be a list of the tokens of your uploads.")
+    if len(value) > MAX_ATTACHMENTS_PER_MESSAGE:
+        raise InvalidArgument(
+            f"A message can carry at most {MAX_ATTACHMENTS_PER_MESSAGE} files; send the rest in another."
+        )
+    return tuple(dict.fromkeys(token[:64] for token in value))
 
 
 def _store(items: list[_Accepted]) -> dict[int, SendResult]:
@@ -294,7 +326,7 @@ def _store(items: list[_Accepted]) -> dict[int, SendResult]:
 
 
 def _store_alone(item: _Accepted) -> SendResult:
-    item.conversation, item.members, item.reply_to = None, [], None
+    item.conversation, item.members, item.reply_to, item.files = None, [], None, []
     try:
         return _store_together([item])[item.index]
     except IntegrityError:
@@ -341,6 +373,7 @@ def _resolve(items: list[_Accepted]) -> dict[int, SendResult]:
             pairs.append((item.sender, str(target) if isinstance(target, BareJid) else target.jid, None
                           if isinstance(target, BareJid) else target.pk))  # fmt: skip
     blocks = _blocks(pairs)
+    _find_files(items, refused)
     for item in items:
         if item.index in refused:
             continue
@@ -360,6 +393,47 @@ def _resolve(items: list[_Accepted]) -> dict[int, SendResult]:
         except (ChatError, AccountError) as exc:
             refused[item.index] = exc
     return refused
+
+
+def _find_files(items: list[_Accepted], refused: dict[int, SendResult]) -> None:
+    """Each send's attachments, which must all be its sender's own uploads not sent yet. One query, and none
+    when no send of the batch carries files."""
+    wanted = {token for item in items if item.index not in refused for token in item.tokens}
+    if not wanted:
+        return
+    found = {a.token: a for a in Attachment.objects.filter(token__in=wanted, message__isnull=True)}
+    for item in items:
+        if item.index in refused or not item.tokens:
+            continue
+        files = [found.get(token) for token in item.tokens]
+        if any(f is None or item.sender is None or f.uploader_id != item.sender.pk for f in files):
+            refused[item.index] = InvalidArgument("That file is not one of your uploads, or it was sent already.")
+        else:
+            item.files = files
+
+
+def _attach(ready: list[_Accepted], messages: list[Message]) -> None:
+    """Attach each send's files (uploads, or links from another server) to its message just stored, and give
+    the message its list for rendering (chat.queries.files_of), so the delivery step reads none."""
+    remote = []
+    for item, message in zip(ready, messages, strict=True):
+        if item.files:
+            # The condition is the guard against the same upload sent twice at once: the second one attaches
+            # nothing, and the rollback sends it on alone (`_store`), where `_find_files` refuses it.
+            attached = Attachment.objects.filter(pk__in=[f.pk for f in item.files], message__isnull=True).update(
+                message=message
+            )
+            if attached != len(item.files):
+                raise IntegrityError("an attachment was sent by another message meanwhile")
+            for f in item.files:
+                f.message = message
+        for link in item.links:
+            kind = Attachment.Kind.IMAGE if _IMAGE_NAME.search(link.name) else Attachment.Kind.FILE
+            remote.append(Attachment(message=message, kind=kind, name=link.name, content_type="", remote_url=link.url))
+            item.files.append(remote[-1])
+        queries.with_files(message, item.files)
+    if remote:
+        Attachment.objects.bulk_create(remote)
 
 
 def _open_direct(item: _Accepted, blocks: set[tuple[int, str]]) -> None:
@@ -421,6 +495,7 @@ def _store_together(items: list[_Accepted]) -> dict[int, SendResult]:
         Message.objects.bulk_create(messages)
         for message in messages:
             queries.without_reactions(message)
+        _attach(ready, messages)
         for pk, conversation in conversations.items():
             conversation.last_seq, conversation.last_message_at = newest[pk], now
         reads = _writers_read(ready, messages)
@@ -513,7 +588,13 @@ def _writers_read(ready: list[_Accepted], messages: list[Message]) -> list[tuple
 
 
 def receive_remote_message(
-    sender_jid: str, recipient: User, body: str, client_id: uuid.UUID, *, receipt_id: str | None = None
+    sender_jid: str,
+    recipient: User,
+    body: str,
+    client_id: uuid.UUID,
+    *,
+    receipt_id: str | None = None,
+    links: Sequence[RemoteLink] = (),
 ) -> Message:
     """Store a message that `sender_jid` (a bare JID on another server) sent `recipient` over federation.
 
@@ -523,8 +604,10 @@ def receive_remote_message(
     re-delivered stanza returns the stored message. `receipt_id`: the sender asked for a XEP-0184 receipt; it is
     queued in the same transaction as the message, because "received" is true once the message is stored and
     pushed to the recipient's screens (the server is their client here), and re-queued for a re-delivery, whose
-    sender evidently missed the first one. Raises InvalidMessage / MessageTooLong (body), NoSuchUser (the
-    recipient blocks the sender or their server: the same answer as for nobody).
+    sender evidently missed the first one. `links`: files the message shares by link (XEP-0066), stored as
+    remote attachments (fetched only when someone opens them: chat.remote_files); the body may then be empty.
+    Raises InvalidMessage / MessageTooLong (body), NoSuchUser (the recipient blocks the sender or their server:
+    the same answer as for nobody).
     """
 
     def answer_receipt() -> None:
@@ -533,10 +616,11 @@ def receive_remote_message(
 
     stored = _already_stored([(sender_jid, client_id)]).get((sender_jid, client_id))
     if stored is None:
-        text = clean_body(body)
+        links = tuple(links)[:MAX_ATTACHMENTS_PER_MESSAGE]
+        text = clean_body(body, allow_empty=bool(links))
         if is_blocked(recipient, sender_jid):
             raise NoSuchUser(recipient.jid)
-        item = _Accepted(0, sender_jid, None, recipient, text, client_id, None)
+        item = _Accepted(0, sender_jid, None, recipient, text, client_id, None, links=links)
         with transaction.atomic():
             result = _store_alone(item)
             if isinstance(result, Exception):
@@ -633,11 +717,13 @@ def edit_message(user: User, conversation_id: int | str, seq: int, body: str) ->
 
     Edits count against the same rate limit as sends: each one reaches every participant.
     """
-    text = clean_body(body)
+    text = clean_body(body, allow_empty=True)
     ratelimit.charge("message", user.pk, ratelimit.message_limits())
     with transaction.atomic():
         mine, message = _message_for_change(user, conversation_id, seq)
         _own(user, message, "edit")
+        if not text and not message.attachments.exists():
+            clean_body(text)  # the files carry a message without words; nothing else may be empty
         if message.body == text:
             return message
         message.body = text
@@ -660,6 +746,8 @@ def delete_message(user: User, conversation_id: int | str, seq: int) -> Message:
         message.deleted_at = timezone.now()
         message.save(update_fields=["body", "deleted_at"])
         Reaction.objects.filter(message=message).delete()
+        # Its files go with it, from storage too (chat.signals): nobody can open them any more.
+        Attachment.objects.filter(message=message).delete()
         _tell_members(mine, "deleted", message.seq)
     return message
 

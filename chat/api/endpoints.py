@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Status, Swagger
+from ninja import File, Form, NinjaAPI, Status, Swagger, UploadedFile
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
@@ -24,7 +24,7 @@ from accounts.jid import parse_bare_jid
 from accounts.models import BlockedJid, User
 from accounts.roster import roster_view
 from accounts.tokens import issue_token, revoke_token, tokens_of
-from chat import actions, batching
+from chat import actions, batching, files, files_views
 from chat.access import membership, parse_seq
 from chat.actions.conversations import set_marked_unread, set_muted, set_pinned
 from chat.actions.messages import SendRequest
@@ -250,13 +250,35 @@ def list_messages(
     return s.MessagesOut(messages=[s.message_out(m, user.jid) for m in rows])
 
 
+@api.post("/files", response={201: s.UploadOut, 415: s.ErrorOut, **LIMITED}, tags=["messages"])
+def upload_file(
+    request: HttpRequest, file: File[UploadedFile], conversation: Form[int | None] = None
+) -> Status[s.UploadOut]:
+    """Upload one file (multipart `file`; `conversation` optional, then you must be in it) to send with a message:
+    the same checks as the composer's (size, your quota, the type by its content). 415 (or 413) says why a file
+    is refused."""
+    attachment = files.store_upload(_user(request), file, conversation_id=conversation)
+    return Status(
+        201, s.UploadOut(**{k: v for k, v in files.as_json(attachment).items() if k in s.UploadOut.model_fields})
+    )
+
+
+@api.get("/files/{token}", response={200: None, **ERRORS}, tags=["messages"])
+def download_file(request: HttpRequest, token: str) -> HttpResponse:
+    """A file of a message you can see (or your own upload), as the conversation's pages serve it: the same
+    headers, and a file shared from another server is fetched the first time."""
+    request.user = _user(request)
+    return files_views.serve(request, token, "")
+
+
 @api.post("/messages", response={200: s.MessageOut, 201: s.MessageOut, **LIMITED}, tags=["messages"])
 async def post_message(request: HttpRequest, payload: s.MessageIn) -> Status[s.MessageOut]:
     """Send a message to a person (`to` = their JID) or a conversation (`to` = its id). 201 with the stored
     message; a retry with the same `client_id` is not stored again and gets 200 with the same message."""
     user = _user(request)
     # Async, so that concurrent sends of this process are stored together (chat.batching).
-    result = await batching.send(SendRequest(user, payload.to, payload.body, payload.client_id, payload.reply_to))
+    send = SendRequest(user, payload.to, payload.body, payload.client_id, payload.reply_to, payload.attachments)
+    result = await batching.send(send)
     if isinstance(result, Exception):
         raise result
     if result.created:  # just stored: everything it shows is at hand

@@ -23,6 +23,7 @@ from chat.errors import (
     SlowDown,
     StorageUnavailable,
 )
+from chat.files import FileRefused, UploadsTooFast
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (InvalidProfile, 422, "invalid_field"),
     (InvalidTokenName, 422, "invalid_field"),
     (RemoteNotSupported, 422, "remote_not_supported"),
+    (UploadsTooFast, 429, "slow_down"),
+    (FileRefused, 415, "file_refused"),  # its own status when it has one (too large: 413)
     (SlowDown, 429, "slow_down"),
     (StorageUnavailable, 503, "storage_unavailable"),
     (RateLimited, 429, "rate_limited"),
@@ -85,5 +88,7 @@ def describe(exc: Exception) -> ApiError:
         if isinstance(exc, cls):
             retry_after = getattr(exc, "retry_after", None)  # SlowDown always, RateLimited when it knows
             headers = {"Retry-After": str(retry_after)} if retry_after else {}
+            if isinstance(exc, FileRefused) and exc.status in (400, 413, 415):
+                status = exc.status
             return ApiError(status, code, str(exc), headers)
     raise TypeError(f"not a domain error: {exc!r}")

@@ -160,6 +160,27 @@ class ReactionOut(Schema):
     jids: list[str]
 
 
+class AttachmentOut(Schema):
+    name: str
+    kind: Literal["image", "file"] = Field(
+        description="`image`: a picture (a thumbnail may follow). `file`: any other."
+    )
+    content_type: str = Field(description="Found from the content; empty for a file on another server not opened yet.")
+    size: int = Field(description="Bytes; 0 for a file on another server not opened yet.")
+    url: str = Field(description="Where the message's participants open it (with their session or token).")
+    thumbnail_url: str = Field(description="A small WebP of a picture, once made; else empty.")
+    remote: bool = Field(description="Shared by link from another server: fetched when first opened.")
+
+
+class UploadOut(Schema):
+    token: str = Field(description="Send it in `attachments` of POST /messages (unsent uploads go after a day).")
+    name: str
+    size: int
+    content_type: str = Field(description="Found from the content, never from the name.")
+    kind: Literal["image", "file"]
+    url: str = Field(description="GET /api/v1/files/{token} opens it with a token; this path, with a session.")
+
+
 class MessageOut(Schema):
     conversation: int
     seq: int
@@ -183,6 +204,7 @@ class MessageOut(Schema):
     removed_by_operator: bool = Field(description="Deleted by the server's operators, not by its sender.")
     reply_to: int | None = Field(description="The seq of the message this one answers.")
     reactions: list[ReactionOut]
+    attachments: list[AttachmentOut] = Field(description="The files it carries, in the order they were uploaded.")
     client_id: uuid.UUID | None = Field(description="The id the sending client chose; only on one's own messages.")
 
 
@@ -195,6 +217,10 @@ class MessageIn(Schema):
     body: str
     client_id: uuid.UUID = Field(description="Chosen by the client; a retry with the same id is stored once.")
     reply_to: int | None = Field(None, description="The seq of a message in the same conversation.")
+    attachments: list[str] = Field(
+        default_factory=list,
+        description="Tokens of your own uploads not sent yet (POST /files/, at most 10); `body` may then be empty.",
+    )
 
 
 class EditIn(Schema):
@@ -284,6 +310,18 @@ def message_json(message: Message, viewer_jid: str | None) -> dict[str, object]:
         "removed_by_operator": message.removed_by_operator,
         "reply_to": reply.seq if reply is not None else None,
         "reactions": _reactions(message),
+        "attachments": [
+            {
+                "name": f.name,
+                "kind": f.kind,
+                "content_type": f.content_type,
+                "size": f.size,
+                "url": f.url,
+                "thumbnail_url": f.thumbnail_url,
+                "remote": f.is_remote,
+            }
+            for f in message.files
+        ],
         "client_id": str(message.client_id) if message.sender_jid == viewer_jid else None,
     }
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.actions.profile import delete_account as delete_account_action
 from accounts.events import account_closed, notify_users
 from accounts.models import ApiToken, User
-from chat import delivery
+from chat import delivery, files
 from chat.models import Message, Reaction
 from federation import policy
 from federation.models import RemoteDomain
@@ -145,15 +145,17 @@ def remove_message(message: Message, *, request: HttpRequest, note: str = "") ->
         message = Message.objects.select_for_update().get(pk=message.pk)
         if message.removed_by_operator:
             return message
-        body = message.body
+        body, names = message.body, [f.name for f in message.files]
         message.body = ""
         message.deleted_at = message.deleted_at or timezone.now()
         message.removed_by_operator = True
         message.save(update_fields=["body", "deleted_at", "removed_by_operator"])
         Reaction.objects.filter(message=message).delete()
+        files.remove_for_message(message)  # nobody can open its files any more; storage lets them go
         conversation_id, seq = message.conversation_id, message.seq
         transaction.on_commit(lambda: delivery.message_changed(conversation_id, seq, "deleted"))
-        details = f"Sent by {message.sender_jid}: {body[:500]!r}" + (f". Note: {note}" if note else "")
+        details = f"Sent by {message.sender_jid}: {body[:500]!r}" + (f", with files {names!r}" if names else "")
+        details += f". Note: {note}" if note else ""
         record(
             "message.remove", target=f"conversation {conversation_id}, message {seq}", details=details, request=request
         )

@@ -192,8 +192,9 @@
       window.clearTimeout(entry.timer);
       entry.element.remove();
       delete pending[clientId];
-      if (input) {
-        input.value = input.value ? input.value + "\n" + entry.text : entry.text;
+      var words = entry.frame.body || ""; // a message of files only puts no words back
+      if (input && words) {
+        input.value = input.value ? input.value + "\n" + words : words;
         updateCounter();
       }
     }
@@ -548,13 +549,32 @@
     }, RETRY_MS * Math.min(entry.tries, 4));
   }
 
+  // Files being shared (static/js/attachments.js): a message goes with the finished uploads of the tray, and
+  // waits while one is still running (it is sent as soon as they are done, with what the composer holds then).
+  var waitingForUploads = false;
+
   function submit() {
     var text = input.value;
-    if (!text.trim()) {
+    var files = window.imwebAttachments;
+    if (files && files.busy()) {
+      if (!waitingForUploads) {
+        waitingForUploads = true;
+        files.whenIdle(function () {
+          waitingForUploads = false;
+          submit();
+        });
+      }
+      return;
+    }
+    var tokens = files ? files.ready() : [];
+    if (!text.trim() && !tokens.length) {
       return;
     }
     var clientId = newClientId();
     var frame = { type: "message.send", body: text, client_id: clientId };
+    if (tokens.length) {
+      frame.attachments = tokens;
+    }
     if (openId) {
       frame.conversation = openId;
     } else {
@@ -563,7 +583,10 @@
     if (replyTo !== null) {
       frame.reply_to = replyTo;
     }
-    queue(clientId, frame, text);
+    queue(clientId, frame, text || (tokens.length === 1 ? "📎 1 file" : "📎 " + tokens.length + " files"));
+    if (files && tokens.length) {
+      files.clear();
+    }
     clearComposerError();
     input.value = "";
     saveDraft();

@@ -262,3 +262,21 @@ def test_unticking_active_in_the_raw_admin_also_closes_the_persons_open_tab(alic
         await closed_with(tab, 4403)
 
     run(scenario)
+
+
+def test_a_message_an_operator_removes_takes_its_files_with_it(staff, alice, bob):
+    from tests.chat.test_attachments_send import upload
+
+    accounts.request_subscription(alice, bob.jid)
+    accounts.accept_subscription(bob, alice.jid)
+    attachment = upload(alice, "spam.txt", b"buy now\n")
+    storage, name = attachment.file.storage, attachment.file.name
+    message = actions.send_message(alice, to=bob.jid, body="", client_id=uuid.uuid4(), attachments=[attachment.token])
+    response = staff.post(reverse("dashboard:message_remove", args=[message.conversation_id, message.seq]))
+    assert response.status_code == 302
+    assert not storage.exists(name)
+    client = Client()
+    client.force_login(bob)
+    assert client.get(attachment.url).status_code == 404
+    (entry,) = entries("message.remove")
+    assert "spam.txt" in entry.details
