@@ -205,3 +205,72 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user.username}: {self.name or self.prefix}"
+
+
+def export_path(instance: DataExport, filename: str) -> str:
+    # Never a name from outside: the export's own unguessable token, under exports/ of the "attachments" storage.
+    return f"exports/{instance.token}.zip"
+
+
+def export_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+def exports_storage() -> object:
+    """The storage exports live in: the "attachments" one (imweb.settings), under exports/."""
+    from django.core.files.storage import storages
+
+    return storages["attachments"]
+
+
+class DataExport(models.Model):
+    """One archive of everything that is a person's (accounts.export builds it, in the background): asked for by
+    the person, or by an operator from the dashboard (`by_operator`; then only staff may download it). The zip
+    lives in the "attachments" storage under exports/ until `expires_at`, when a beat task deletes it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Being prepared"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    token = models.CharField(max_length=64, unique=True, default=export_token)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="data_exports")
+    requested_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    by_operator = models.BooleanField(default=False)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # 0-100, moved on by the task as it goes
+    file = models.FileField(storage=exports_storage, upload_to=export_path, max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "by_operator", "-created_at"], name="accounts_export_user_idx")]
+
+    def __str__(self) -> str:
+        return f"export of {self.user_id} ({self.state}, {self.progress}%)"
+
+    @property
+    def is_active(self) -> bool:
+        """Queued or being prepared: asking again returns this one instead of starting a second."""
+        return self.state in (self.State.QUEUED, self.State.RUNNING)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == self.State.READY and bool(self.file)
+
+
+def _remove_export_file(sender: type[DataExport], instance: DataExport, **kwargs: object) -> None:
+    """A deleted export (and every export of a deleted account) takes its zip out of storage."""
+    if instance.file:
+        instance.file.delete(save=False)
+
+
+models.signals.post_delete.connect(_remove_export_file, sender=DataExport, dispatch_uid="accounts_export_file")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts import export_views, views
 
 urlpatterns = [
     path("profile/", views.profile, name="profile"),
@@ -10,4 +10,7 @@ urlpatterns = [
     path("avatar/<str:username>/", views.avatar, name="avatar"),
     path("delete/", views.delete_account, name="account_delete"),
     path("sessions/<int:session_id>/sign-out/", views.sign_out_session, name="usersession_sign_out"),
+    path("data/", export_views.data_export, name="data_export"),
+    path("data/status/", export_views.data_export_status, name="data_export_status"),
+    path("data/<str:token>/download/", export_views.data_export_download, name="data_export_download"),
 ]

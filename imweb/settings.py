@@ -382,6 +382,11 @@ CELERY_BEAT_SCHEDULE["sweep-missed-emails"] = {
     "task": "chat.tasks.sweep_missed_emails",
     "schedule": float(IMWEB_MISSED_EMAIL_SWEEP_SECONDS),
 }
+# Data exports (accounts.export): a person's archive can be downloaded for this many days, then beat deletes it;
+# a person may ask for a new one at most once per IMWEB_EXPORT_INTERVAL_SECONDS.
+IMWEB_EXPORT_DAYS = env_int("IMWEB_EXPORT_DAYS", 7)
+IMWEB_EXPORT_INTERVAL_SECONDS = env_int("IMWEB_EXPORT_INTERVAL_SECONDS", 60 * 60)
+CELERY_BEAT_SCHEDULE["expire-data-exports"] = {"task": "accounts.tasks.expire_data_exports", "schedule": 600.0}
 IMWEB_SITE_URL = (
     os.environ.get("IMWEB_SITE_URL")
     or f"{'https' if env_bool('IMWEB_HTTPS', False) else 'http'}://{ALLOWED_HOSTS[0].lstrip('.')}"

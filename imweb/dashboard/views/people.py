@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
+from accounts import export_views
 from accounts.models import PresenceSession, RosterItem, User
 from chat.models import Message, Participant
 from federation.models import BlockedAddress
@@ -72,6 +73,7 @@ def person(request: HttpRequest, username: str) -> HttpResponse:
         "sign_ins": AuditEntry.objects.filter(action="login.success", actor=person)[:RECENT_SIGN_INS],
         "history": AuditEntry.objects.filter(target=person.jid)[:50],
         "tokens": person.api_tokens.count(),
+        "data_export": export_views.operator_context(person),
     }
     return render(request, "dashboard/person.html", context)
 
@@ -183,6 +185,9 @@ urlpatterns: list[URLPattern] = [
     path("people/<str:username>/password-reset", password_reset, name="person_password_reset"),
     path("people/<str:username>/warn", warn, name="person_warn"),
     path("people/<str:username>/delete", delete, name="person_delete"),
+    path("people/<str:username>/export", export_views.operator_export, name="person_export"),
+    path("people/<str:username>/export/status", export_views.operator_export_status, name="person_export_status"),
+    path("people/<str:username>/export/download", export_views.operator_export_download, name="person_export_download"),
     path("messages/<int:conversation_id>/<int:seq>/remove", remove_message, name="message_remove"),
     path("blocked/", blocked, name="blocked"),
 ]
