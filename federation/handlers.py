@@ -38,7 +38,7 @@ from chat import actions as chat_actions
 from chat.actions.messages import RemoteLink
 from chat.actions.typing import receive_chat_state
 from chat.errors import InvalidMessage
-from federation import oob, outbox, policy, ratelimit, stanzas
+from federation import discovery, oob, outbox, policy, ratelimit, stanzas
 from federation.bounce import error_reply
 from federation.models import RemotePresence
 
@@ -100,6 +100,13 @@ def _dispatch(domain: str, sender: BareJid, kind: str, stanza: etree._Element) -
         if answerable and cache.add(f"s2s:rl-told:{err.scope}", 1, timeout=err.retry_after):
             raise Refused("resource-constraint", f"Too many stanzas from {err.scope}.", "wait") from None
         return
+    if kind == "iq" and stanza_type == "get" and _for_the_server(stanza):
+        result = discovery.answer(stanza)
+        if result is None:
+            raise Refused("service-unavailable")
+        with transaction.atomic():
+            outbox.enqueue(result, recipient=result.get("to"))
+        return
     if stanza_type == "error" or (kind == "iq" and stanza_type == "result"):
         recipient = _recipient(stanza, sender, quiet=True)
         if recipient is not None and kind == "message":
@@ -113,8 +120,14 @@ def _dispatch(domain: str, sender: BareJid, kind: str, stanza: etree._Element) -
     elif kind == "presence":
         _presence(sender, recipient, stanza_type, stanza)
     elif kind == "iq":
-        # The transport answers what it implements (ping); nothing else is offered on behalf of our users.
+        # The server answers for itself (federation.discovery); nothing is offered on behalf of our users.
         raise Refused("service-unavailable")
+
+
+def _for_the_server(stanza: etree._Element) -> bool:
+    """Whether a stanza is addressed to this server itself (the bare domain, no person)."""
+    to = (stanza.get("to") or "").strip().lower()
+    return to == settings.IMWEB_DOMAIN
 
 
 def _recipient(stanza: etree._Element, sender: BareJid, *, quiet: bool) -> User | None:

@@ -335,6 +335,9 @@ IMWEB_TLS_CERT = os.environ.get("IMWEB_TLS_CERT", "")
 IMWEB_TLS_KEY = os.environ.get("IMWEB_TLS_KEY", "")
 IMWEB_S2S_PEERS = os.environ.get("IMWEB_S2S_PEERS", "")
 IMWEB_DIALBACK_SECRET = os.environ.get("IMWEB_DIALBACK_SECRET", "")
+# Where other servers' operators report abuse (XEP-0157, in the server's disco#info): comma-separated URIs such as
+# mailto:abuse@example.org,xmpp:abuse@example.org; none published when unset.
+IMWEB_ABUSE_ADDRESSES = os.environ.get("IMWEB_ABUSE_ADDRESSES", "")
 IMWEB_DNS_SERVER = os.environ.get("IMWEB_DNS_SERVER", "")
 IMWEB_S2S_HANDSHAKE_TIMEOUT = os.environ.get("IMWEB_S2S_HANDSHAKE_TIMEOUT", "")
 # Off: open federation (any server not denied in the admin). On: only servers set to "allow" in the admin.

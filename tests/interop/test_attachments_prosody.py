@@ -5,7 +5,8 @@ gives out are the ones the other side fetches; alice is a slixmpp client on Pros
 picture and sends it to alice: her client gets a XEP-0066 link (and the URL as the body, as Conversations and
 Dino show files) and fetches the same bytes over HTTP, with no imweb session. The other way, alice shares a
 file by link: bob sees it as a card, and it is fetched (here from a loopback server, which the service is told
-to allow with IMWEB_FETCH_ALLOW_NETWORKS) only when he opens it.
+to allow with IMWEB_FETCH_ALLOW_NETWORKS) only when he opens it. Beside the files, alice's client asks imweb
+itself what a client asks a server it has never met: a ping, and what it is and where to report abuse.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.etree import ElementTree
 
 import pytest
 from PIL import Image
@@ -86,6 +88,7 @@ def imweb_service(dns: MiniDNS, prosody: Prosody, tmp_path_factory: pytest.TempP
         "IMWEB_S2S_PEERS": f"{PROSODY_DOMAIN}=127.0.0.1:{prosody.s2s_port}",
         "IMWEB_DNS_SERVER": f"127.0.0.1:{dns.port}",
         "IMWEB_DIALBACK_SECRET": "interop dialback secret",
+        "IMWEB_ABUSE_ADDRESSES": f"mailto:abuse@{IMWEB}",
     }
     dns.publish_xmpp_server(IMWEB, s2s_port)
     service = Service(tmp_path_factory.mktemp("imweb-files"), port=web_port, env=env).start()
@@ -198,3 +201,25 @@ def _oob(url: str):
     x = ET.Element(f"{{{OOB}}}x")
     ET.SubElement(x, f"{{{OOB}}}url").text = url
     return x
+
+
+def test_alice_s_client_pings_imweb_and_reads_what_it_is_and_where_to_report_abuse(people):
+    _, _, alice = people
+    disco = "http://jabber.org/protocol/disco#info"
+
+    async def ask() -> tuple[ElementTree.Element, ElementTree.Element]:
+        assert alice.xmpp is not None
+        ping = alice.xmpp.make_iq_get(ito=IMWEB)
+        ping.xml.append(ElementTree.Element("{urn:xmpp:ping}ping"))
+        pong = await ping.send(timeout=WAIT)
+        info = await alice.xmpp.make_iq_get(queryxmlns=disco, ito=IMWEB).send(timeout=WAIT)
+        return pong.xml, info.xml
+
+    pong, info = alice.loop.run(ask(), timeout=2 * WAIT)
+    assert pong.get("type") == "result" and pong.get("from") == IMWEB
+    identity = info.find(f"{{{disco}}}query/{{{disco}}}identity")
+    assert (identity.get("category"), identity.get("type")) == ("server", "im")
+    features = {f.get("var") for f in info.findall(f"{{{disco}}}query/{{{disco}}}feature")}
+    assert {"urn:xmpp:ping", "jabber:x:oob"} <= features
+    values = [v.text for v in info.iter("{jabber:x:data}value")]
+    assert f"mailto:abuse@{IMWEB}" in values
