@@ -47,7 +47,7 @@ from accounts.errors import AccountError, NoSuchUser
 from accounts.jid import BareJid, parse_bare_jid
 from accounts.lookups import is_blocked, local_user_for
 from accounts.models import BlockedJid, RosterItem, User
-from chat import delivery, queries, ratelimit
+from chat import delivery, files, queries, ratelimit
 from chat.actions.common import (
     clean_body,
     conversation_pk,
@@ -67,8 +67,6 @@ __all__ = ["MAX_PAGE", "messages_after", "messages_before"]
 MAX_REACTIONS_PER_PERSON = 20
 # Files one message may carry (each uploaded on its own first: chat.files).
 MAX_ATTACHMENTS_PER_MESSAGE = 10
-# File names that a link from another server shows as a picture (by name only: nothing is fetched until opened).
-_IMAGE_NAME = re.compile(r"\.(png|jpe?g|gif|webp)$", re.IGNORECASE)
 
 
 def direct_key(jid_a: str, jid_b: str) -> str:
@@ -405,11 +403,11 @@ def _find_files(items: list[_Accepted], refused: dict[int, SendResult]) -> None:
     for item in items:
         if item.index in refused or not item.tokens:
             continue
-        files = [found.get(token) for token in item.tokens]
-        if any(f is None or item.sender is None or f.uploader_id != item.sender.pk for f in files):
+        chosen = [found.get(token) for token in item.tokens]
+        if any(f is None or item.sender is None or f.uploader_id != item.sender.pk for f in chosen):
             refused[item.index] = InvalidArgument("That file is not one of your uploads, or it was sent already.")
         else:
-            item.files = files
+            item.files = chosen
 
 
 def _attach(ready: list[_Accepted], messages: list[Message]) -> None:
@@ -428,7 +426,9 @@ def _attach(ready: list[_Accepted], messages: list[Message]) -> None:
             for f in item.files:
                 f.message = message
         for link in item.links:
-            kind = Attachment.Kind.IMAGE if _IMAGE_NAME.search(link.name) else Attachment.Kind.FILE
+            # A picture by its name only: nothing is fetched until someone opens it (chat.remote_files).
+            named_image = link.name.rpartition(".")[2].lower() in files.IMAGE_EXTENSIONS and "." in link.name
+            kind = Attachment.Kind.IMAGE if named_image else Attachment.Kind.FILE
             remote.append(Attachment(message=message, kind=kind, name=link.name, content_type="", remote_url=link.url))
             item.files.append(remote[-1])
         queries.with_files(message, item.files)
